@@ -1,0 +1,7 @@
+"""Detections: Sigma rules evaluated on the event stream, and alerts grouped into incidents.
+
+Modules, in flow order:
+- sigma/: load rules with pySigma, compile them to matchers, match events, correlate.
+- rules/: the Sigma rules govsoc ships (its own; SigmaHQ's come from configured directories).
+- incidents: group alerts into incidents, with severity and an audit trail.
+"""

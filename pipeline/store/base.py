@@ -1,0 +1,126 @@
+"""Store interfaces: EventStore (events and dead letters) and IncidentStore (alerts, incidents, audit).
+
+Contract every implementation keeps (tests/pipeline/contracts/ checks it):
+- Writes are idempotent upserts by the record's id: writing a record twice stores it once.
+- Every read takes a `TenantScope` as a required argument and returns nothing outside it;
+  a record of a sibling tenant is indistinguishable from one that does not exist.
+- Reads return newest first unless a query says otherwise; `limit` is always bounded.
+- The audit trail is append-only: there is no call to change or remove an entry, and
+  `verify_audit` recomputes the hash chain and reports the first entry that does not fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from config.tenants import TenantScope
+from pipeline.records import Alert, AuditRecord, DeadLetter, Event, Incident, IncidentState, Severity
+
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Events in [start, end) whose ECS fields equal `fields` and whose message matches `text`.
+
+    `text` is a full-text query over the message (words, AND-ed). `fields` compare the value at a
+    dotted ECS name for equality (any element for array fields).
+    """
+
+    start: datetime | None = None
+    end: datetime | None = None
+    fields: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    text: str | None = None
+    ids: Sequence[str] | None = None
+    limit: int = 100
+    offset: int = 0
+    oldest_first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    start: datetime | None = None
+    end: datetime | None = None
+    rule_id: str | None = None
+    incident_id: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    states: Sequence[IncidentState] | None = None
+    min_severity: Severity | None = None
+    rule_id: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheck:
+    """Result of verifying the audit chain: `ok`, how many entries, and the first bad `seq`."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+class EventStore(Protocol):
+    def write(self, events: Sequence[Event]) -> int:
+        """Upsert a batch in one transaction; returns how many ids were new."""
+        ...
+
+    def search(self, scope: TenantScope, query: EventQuery) -> list[Event]: ...
+
+    def count(self, scope: TenantScope, query: EventQuery) -> int: ...
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> int: ...
+
+    def dead_letters(self, scope: TenantScope, limit: int = 100) -> list[DeadLetter]:
+        """Newest first. Letters with no tenant are seen only by an all-tenant scope."""
+        ...
+
+    def count_dead_letters(self, scope: TenantScope) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class IncidentStore(Protocol):
+    def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Upsert alerts; returns those whose id was not stored before (the ones to group)."""
+        ...
+
+    def alerts(self, scope: TenantScope, query: AlertQuery) -> list[Alert]: ...
+
+    def count_alerts(self, scope: TenantScope, query: AlertQuery) -> int: ...
+
+    def find_open_incident(self, scope: TenantScope, rule_id: str, entity: Mapping[str, str],
+                           since: datetime) -> Incident | None:
+        """The open incident of this rule and entity whose last alert is at or after `since`."""
+        ...
+
+    def save_incident(self, incident: Incident, alert_ids: Sequence[str]) -> None:
+        """Upsert the incident and link `alert_ids` to it, in one transaction."""
+        ...
+
+    def incident(self, scope: TenantScope, incident_id: str) -> Incident | None: ...
+
+    def incidents(self, scope: TenantScope, query: IncidentQuery) -> list[Incident]: ...
+
+    def count_incidents(self, scope: TenantScope, query: IncidentQuery) -> int: ...
+
+    def append_audit(self, *, actor: str, tenant: str, action: str, object_type: str, object_id: str,
+                     details: Mapping[str, Any]) -> AuditRecord:
+        """Append one entry to the chain, atomically with respect to other appends."""
+        ...
+
+    def audit_trail(self, scope: TenantScope, object_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        ...
+
+    def verify_audit(self) -> AuditCheck: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Triage and response playbooks (issue 8); empty in the walking skeleton."""

@@ -1,0 +1,6 @@
+"""Sensors: the outside world turned into ECS events (and dead letters for what is not).
+
+Modules, in flow order:
+- parsers/: one module per log format (`syslog`, `auth`), text in, ECS documents out.
+- files: read log files into events with their offsets; bad lines become dead letters.
+"""
