@@ -249,6 +249,8 @@ class Alert:
     entity: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     description: str = ""
+    asset_id: str | None = None
+    security_level: int | None = None  # of the asset concerned, 1-5, when enrichment knew it
 
     @staticmethod
     def make_id(tenant: str, rule_id: str, entity: Mapping[str, str], first_event_id: str) -> str:
@@ -267,6 +269,7 @@ class Alert:
             kind=DetectionKind(doc["kind"]), rule_id=doc["rule_id"], rule_title=doc["rule_title"],
             severity=Severity.from_label(doc["severity"]), event_ids=tuple(doc["event_ids"]),
             entity=dict(doc["entity"]), tags=tuple(doc["tags"]), description=doc["description"],
+            asset_id=doc.get("asset_id"), security_level=doc.get("security_level"),
         )
 
 

@@ -1,0 +1,32 @@
+"""The FastAPI application: routes under /api/v1, authenticated, scoped to the caller's tenants.
+
+`create_app` takes its parts ready-made (stores, tenant tree, tokens) and reads no settings or
+environment itself, so tests build it over real stores in a temporary directory.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.auth import TokenRegistry
+from api.routes import events, health, incidents
+from config.settings import ApiToken
+from config.tenants import TenantTree
+from pipeline.store.base import EventStore, IncidentStore
+
+
+def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: EventStore,
+               incidents_store: IncidentStore) -> FastAPI:
+    app = FastAPI(
+        title="govsoc API",
+        version="0.1.0",
+        description="Security operations for the government network: incidents, alerts, events.",
+    )
+    app.state.tokens = TokenRegistry(tokens, tree)
+    app.state.tree = tree
+    app.state.events = events_store
+    app.state.incidents = incidents_store
+    app.include_router(health.router)
+    app.include_router(incidents.router)
+    app.include_router(events.router)
+    return app

@@ -1,0 +1,34 @@
+"""The `govsoc` command: one typer app, one module per command group.
+
+Exit codes: 0 ok, 1 findings, 2 usage or configuration error, 3 runtime error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from api.cli.common import configure_logging
+from api.cli.records import alerts_app, incidents_app
+from api.cli.replay import replay
+from api.cli.up import up
+
+app = typer.Typer(
+    name="govsoc",
+    help="govsoc: security operations for a national government network.\n\n"
+         "Exit codes: 0 ok, 1 findings, 2 usage or configuration error, 3 runtime error.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (stderr).")] = False) -> None:
+    configure_logging(verbose)
+
+
+app.command()(up)
+app.command()(replay)
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(alerts_app, name="alerts")

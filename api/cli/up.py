@@ -1,0 +1,69 @@
+"""`govsoc up`: everything in one process on the configured back end, the API in front."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from api.app import create_app
+from api.cli.common import ConfigOption, DataDirOption, ExitCode, QuietOption, err_console, fail, settings_from
+from api.cli.progress import byte_progress
+from api.wiring import Runtime, build_runtime
+from config.errors import GovsocError
+from pipeline.records import utc_now
+
+
+def up(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Load the demo's generated data and users first.")] = False,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="API port (default 8000).")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Run sensors' pipeline, detections and the API in one process until interrupted."""
+    overrides = {"api": {"port": port}} if port is not None else {}
+    settings = settings_from(config, data_dir, **overrides)
+    try:
+        runtime = build_runtime(settings)
+        tokens = settings.api.tokens
+        if demo:
+            tokens = tokens + _load_demo(runtime, quiet)
+    except GovsocError as e:
+        fail(e, ExitCode.RUNTIME)
+    app = create_app(tree=runtime.tree, tokens=tokens, events_store=runtime.events,
+                     incidents_store=runtime.incidents)
+    stop = threading.Event()
+    worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
+    worker.start()
+    api = settings.api
+    err_console.print(f"govsoc API on http://{api.host}:{api.port} (OpenAPI: /docs); data in {settings.data_dir}",
+                      markup=False, highlight=False)
+    try:
+        uvicorn.run(app, host=api.host, port=api.port, log_level="warning")
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+        runtime.close()
+
+
+def _load_demo(runtime: Runtime, quiet: bool) -> tuple:  # type: ignore[type-arg]
+    from api.demo.setup import api_tokens, demo_users, load_demo, write_credentials
+
+    now = utc_now()
+    with byte_progress("demo data", 0, quiet) as advance:
+        stats = load_demo(runtime, now, on_progress=advance)
+    users = demo_users(runtime)
+    credentials = runtime.settings.data_dir / "demo-credentials.json"
+    write_credentials(credentials, users)
+    err_console.print(
+        f"demo: {stats.events} events, {stats.dead_letters} dead letters, {stats.alerts} alerts, "
+        f"{stats.incidents} incident updates\n"
+        f"demo users, tokens and passwords: {credentials}\n"
+        f"try: curl -H 'Authorization: Bearer <token>' http://{runtime.settings.api.host}:"
+        f"{runtime.settings.api.port}/api/v1/incidents",
+        markup=False, highlight=False,
+    )
+    return api_tokens(users)

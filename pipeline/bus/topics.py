@@ -1,0 +1,12 @@
+"""Topic names, one per stream (ARCHITECTURE.md: data flows one way through them).
+
+- RAW: events as sensors made them (tenant set, not yet enriched).
+- EVENTS: normalised and enriched events, as stored; detections consume these.
+- DEAD_LETTERS: input that could not become an event, with the reason.
+- ALERTS: detections' output; the incident service consumes these.
+"""
+
+RAW = "govsoc.raw"
+EVENTS = "govsoc.events"
+DEAD_LETTERS = "govsoc.dead-letters"
+ALERTS = "govsoc.alerts"

@@ -1,0 +1,102 @@
+"""End to end: `govsoc up --demo` as a subprocess, read over HTTP with the demo's tokens."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+GOVSOC = str(Path(sys.executable).with_name("govsoc"))
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    proc = subprocess.Popen([GOVSOC, "up", "--demo", "--quiet", "--port", str(port), "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"govsoc up exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the API did not come up within 60 s")
+            time.sleep(0.2)
+        yield base, data
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def credentials(data: Path) -> dict[str, dict[str, str]]:
+    users = json.loads((data / "demo-credentials.json").read_text(encoding="utf-8"))
+    assert {"user", "tenant", "role", "token", "password"} <= set(users[0])
+    return {u["user"]: u for u in users}
+
+
+def get(base: str, path: str, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(base + path, headers=headers, timeout=10)
+
+
+def test_the_brute_force_incident_is_served_to_its_tenant(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    users = credentials(data)
+    body: Any = get(base, "/api/v1/incidents", users["analyst-hanoi"]["token"]).json()
+    brute = [i for i in body["incidents"] if i["entity"].get("source.address") == "203.0.113.77"]
+    assert brute, body
+    incident = brute[0]
+    assert incident["tenant"] == "hanoi"
+    detail = get(base, f"/api/v1/incidents/{incident['id']}", users["analyst-hanoi"]["token"])
+    assert detail.status_code == 200 and detail.json()["alerts"]
+    national: Any = get(base, "/api/v1/incidents", users["coordinator"]["token"]).json()
+    assert incident["id"] in {i["id"] for i in national["incidents"]}
+
+
+def test_without_a_token_the_api_answers_401(demo: tuple[str, Path]) -> None:
+    base, _ = demo
+    assert get(base, "/api/v1/incidents", None).status_code == 401
+    assert get(base, "/healthz", None).status_code == 200
+
+
+def test_another_tenant_sees_nothing_of_it(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    users = credentials(data)
+    own: Any = get(base, "/api/v1/incidents", users["analyst-hanoi"]["token"]).json()
+    other_token = users["analyst-danang"]["token"]
+    others: Any = get(base, "/api/v1/incidents", other_token).json()
+    assert not {i["id"] for i in own["incidents"]} & {i["id"] for i in others["incidents"]}
+    for incident in own["incidents"]:
+        assert get(base, f"/api/v1/incidents/{incident['id']}", other_token).status_code == 404
+    events: Any = get(base, "/api/v1/events?field=source.ip:203.0.113.77", other_token).json()
+    assert events["total"] == 0
+
+
+def test_the_cli_lists_the_demo_incident(demo: tuple[str, Path]) -> None:
+    _, data = demo
+    out = subprocess.run([GOVSOC, "incidents", "list", "--json", "--data-dir", str(data)],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    incidents = json.loads(out)["incidents"]
+    assert any(i["tenant"] == "hanoi" and i["entity"].get("source.address") == "203.0.113.77" for i in incidents)
