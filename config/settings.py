@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 SecurityLevel = Annotated[int, Field(ge=1, le=5)]
@@ -131,6 +131,22 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     detections: DetectionSettings = DetectionSettings()
     incidents: IncidentSettings = IncidentSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments only: `config.load` reads the environment and merges the sources.
+
+        So `Settings(...)` in a test or a factory never picks up a developer's `GOVSOC_*` variables,
+        and the loader can tell which source each invalid value came from.
+        """
+        return (init_settings,)
 
     @model_validator(mode="after")
     def _tree_is_sound(self) -> Settings:

@@ -39,15 +39,17 @@ class TenantTree:
 
     @classmethod
     def from_config(cls, configs: Iterable[TenantConfig]) -> TenantTree:
+        """Index the tenants; raise `TreeError` at the first problem, with its key path.
+
+        Checked in order: duplicate ids, unknown parents, cycles, then a single root (with the
+        first three ruled out, a tree without a root is an empty one).
+        """
         tenants: dict[str, TenantConfig] = {}
         for index, tenant in enumerate(configs):
             if tenant.id in tenants:
                 raise TreeError(f"duplicate tenant id {tenant.id!r}", ("tenants", index, "id"))
             tenants[tenant.id] = tenant
         index_of = {tid: i for i, tid in enumerate(tenants)}
-        roots = [t.id for t in tenants.values() if t.parent is None]
-        if len(roots) != 1:
-            raise TreeError(f"the tree needs exactly one root (a tenant with no parent), found {roots}", ("tenants",))
         children: dict[str, list[str]] = {tid: [] for tid in tenants}
         for tenant in tenants.values():
             if tenant.parent is None:
@@ -55,20 +57,33 @@ class TenantTree:
             if tenant.parent not in tenants:
                 raise TreeError(f"unknown parent {tenant.parent!r}", ("tenants", index_of[tenant.id], "parent"))
             children[tenant.parent].append(tenant.id)
-        for tid in tenants:
-            cls._check_no_cycle(tid, tenants, index_of)
+        cls._check_no_cycles(tenants, index_of)
+        roots = [t.id for t in tenants.values() if t.parent is None]
+        if not roots:
+            raise TreeError("no tenants: the tree needs a root (a tenant with no parent)", ("tenants",))
+        if len(roots) > 1:
+            reason = f"tenant {roots[1]!r} has no parent, but {roots[0]!r} is already the root"
+            raise TreeError(reason, ("tenants", index_of[roots[1]], "parent"))
         return cls(tenants, children, roots[0])
 
     @staticmethod
-    def _check_no_cycle(start: str, tenants: dict[str, TenantConfig], index_of: dict[str, int]) -> None:
-        seen = [start]
-        parent = tenants[start].parent
-        while parent is not None:
-            if parent in seen:
-                path = " -> ".join([*seen[seen.index(parent):], parent])
-                raise TreeError(f"tenant cycle: {path}", ("tenants", index_of[start], "parent"))
-            seen.append(parent)
-            parent = tenants[parent].parent
+    def _check_no_cycles(tenants: dict[str, TenantConfig], index_of: dict[str, int]) -> None:
+        """Raise at the first cycle met in file order, located at the `parent` of a tenant on it.
+
+        Linear overall: a chain already known to reach the root is not walked again.
+        """
+        reaches_root: set[str] = set()
+        for start in tenants:
+            chain: dict[str, None] = {}  # an ordered set: the path walked from `start`
+            current: str | None = start
+            while current is not None and current not in reaches_root:
+                if current in chain:
+                    on_cycle = list(chain)[list(chain).index(current) :]
+                    path = " -> ".join([*on_cycle, current])
+                    raise TreeError(f"tenant cycle: {path}", ("tenants", index_of[current], "parent"))
+                chain[current] = None
+                current = tenants[current].parent
+            reaches_root.update(chain)
 
     def __contains__(self, tenant: object) -> bool:
         return tenant in self._tenants

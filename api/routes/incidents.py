@@ -10,7 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from api.auth import CurrentPrincipal
-from api.schemas import AlertPublic, AlertsPublic, AuditPublic, IncidentDetailPublic, IncidentPublic, IncidentsPublic
+from api.schemas import (
+    AlertPublic,
+    AlertsPublic,
+    AuditPublic,
+    IncidentDetailPublic,
+    IncidentPublic,
+    IncidentsPublic,
+)
 from pipeline.records import IncidentState, Severity
 from pipeline.store.base import MAX_LIMIT, AlertQuery, IncidentQuery, IncidentStore
 

@@ -91,7 +91,7 @@ class EventStore(Protocol):
 
 class IncidentStore(Protocol):
     def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
-        """Upsert alerts; returns those whose id was not stored before (the ones to group)."""
+        """Store alerts not seen before (an id already stored keeps its first copy); returns the new ones."""
         ...
 
     def alerts(self, scope: TenantScope, query: AlertQuery) -> list[Alert]: ...
@@ -118,8 +118,8 @@ class IncidentStore(Protocol):
         """Append one entry to the chain, atomically with respect to other appends."""
         ...
 
-    def audit_trail(self, scope: TenantScope, object_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
-        ...
+    def audit_trail(self, scope: TenantScope, object_id: str | None = None,
+                    limit: int = 100) -> list[AuditRecord]: ...
 
     def verify_audit(self) -> AuditCheck: ...
 

@@ -1,0 +1,339 @@
+"""SqliteIncidentStore: the embedded IncidentStore (`sqlite:///path`): alerts, incidents, audit trail.
+
+In: alerts from the detection engines, incidents from the grouping service, audit entries from
+every person or process that changes an incident. Out: pages of them within a `TenantScope`.
+
+Contract (as `pipeline.store.base`, plus what is particular to SQLite):
+- `write_alerts` keeps the first alert of an id (ids are deterministic, so a replay is the same
+  alert) and returns the alerts that were new, in input order, each id once.
+- `save_incident` upserts the incident (every column from the record) and links the alert ids,
+  in one transaction. Entities are compared as canonical JSON, so key order never matters.
+- Reads are newest first: alerts by (time, id), incidents by (last_seen, id), audit by seq.
+- The audit trail is append-only in the database itself: triggers abort any UPDATE or DELETE.
+  Entry `seq` (from 1, no gaps) has `hash = sha256(prev_hash + canonical JSON of seq, ts, actor,
+  tenant, action, object_type, object_id, details)` where canonical JSON is
+  `json.dumps(sort_keys=True, separators=(",", ":"))`, `ts` is ISO 8601 with `Z`, and the first
+  `prev_hash` is 64 zeros. Appends run under `BEGIN IMMEDIATE`, so concurrent appends (threads or
+  processes) chain one after another. The chain shows a changed, removed or reordered entry;
+  removing the newest entries needs an anchor kept elsewhere (the last hash) to be seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from config.tenants import TenantScope
+from pipeline.errors import StoreError
+from pipeline.records import (
+    Alert,
+    AuditRecord,
+    DetectionKind,
+    Incident,
+    IncidentState,
+    Severity,
+    to_iso,
+    utc_now,
+)
+from pipeline.store.base import AlertQuery, AuditCheck, IncidentQuery
+from pipeline.store.sqlite_db import (
+    Schema,
+    SqliteDatabase,
+    Where,
+    from_us,
+    json_list,
+    page,
+    scoped,
+    sqlite_path,
+    to_us,
+)
+
+GENESIS_HASH = "0" * 64
+
+SCHEMA = Schema(
+    component="incidents",
+    version=1,
+    statements=(
+        """CREATE TABLE IF NOT EXISTS alerts (
+            id TEXT PRIMARY KEY, tenant TEXT NOT NULL, ts INTEGER NOT NULL, rule_id TEXT NOT NULL,
+            kind TEXT NOT NULL, severity INTEGER NOT NULL, doc TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS alerts_tenant_ts ON alerts (tenant, ts)",
+        "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts)",
+        """CREATE TABLE IF NOT EXISTS incidents (
+            id TEXT PRIMARY KEY, tenant TEXT NOT NULL, title TEXT NOT NULL, severity INTEGER NOT NULL,
+            state TEXT NOT NULL, rule_id TEXT NOT NULL, entity TEXT NOT NULL,
+            first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, alert_count INTEGER NOT NULL,
+            created INTEGER NOT NULL, updated INTEGER NOT NULL, tags TEXT NOT NULL,
+            assignee TEXT, asset_id TEXT)""",
+        "CREATE INDEX IF NOT EXISTS incidents_tenant_last_seen ON incidents (tenant, last_seen)",
+        "CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen)",
+        "CREATE INDEX IF NOT EXISTS incidents_grouping ON incidents (rule_id, entity, last_seen)",
+        """CREATE TABLE IF NOT EXISTS incident_alerts (
+            incident_id TEXT NOT NULL, alert_id TEXT NOT NULL, PRIMARY KEY (incident_id, alert_id))""",
+        "CREATE INDEX IF NOT EXISTS incident_alerts_alert ON incident_alerts (alert_id)",
+        """CREATE TABLE IF NOT EXISTS audit (
+            seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, actor TEXT NOT NULL, tenant TEXT NOT NULL,
+            action TEXT NOT NULL, object_type TEXT NOT NULL, object_id TEXT NOT NULL,
+            details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS audit_object ON audit (object_id, seq)",
+        """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN
+            SELECT RAISE(ABORT, 'the audit trail is append-only: entries cannot be updated');
+        END""",
+        """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN
+            SELECT RAISE(ABORT, 'the audit trail is append-only: entries cannot be deleted');
+        END""",
+    ),
+)
+
+_ALERT_COLUMNS = "id, tenant, ts, rule_id, kind, severity, doc"
+_INCIDENT_COLUMNS = ("id", "tenant", "title", "severity", "state", "rule_id", "entity", "first_seen",
+                     "last_seen", "alert_count", "created", "updated", "tags", "assignee", "asset_id")
+_AUDIT_COLUMNS = "seq, ts, actor, tenant, action, object_type, object_id, details, prev_hash, hash"
+
+_INCIDENT_SELECT = f"SELECT {', '.join(_INCIDENT_COLUMNS)} FROM incidents"
+_UPSERT_INCIDENT = (
+    f"INSERT INTO incidents ({', '.join(_INCIDENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_INCIDENT_COLUMNS))}) "
+    "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _INCIDENT_COLUMNS[1:])
+)
+_OPEN_STATES = json_list([state.value for state in IncidentState if state.is_open])
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, ASCII only, no NaN: equal values always give the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return to_iso(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def audit_hash(record: AuditRecord) -> str:
+    """The hash an entry must carry, given its `prev_hash` and contents (not its own `hash`)."""
+    payload = {
+        "seq": record.seq, "ts": to_iso(record.timestamp), "actor": record.actor, "tenant": record.tenant,
+        "action": record.action, "object_type": record.object_type, "object_id": record.object_id,
+        "details": record.details,
+    }
+    return hashlib.sha256((record.prev_hash + canonical_json(payload)).encode("utf-8")).hexdigest()
+
+
+def _alert_row(alert: Alert) -> tuple[str, str, int, str, str, int, str]:
+    doc = {"rule_title": alert.rule_title, "event_ids": list(alert.event_ids), "entity": dict(alert.entity),
+           "tags": list(alert.tags), "description": alert.description}
+    return (alert.id, alert.tenant, to_us(alert.timestamp, f"alert {alert.id}"), alert.rule_id,
+            alert.kind.value, int(alert.severity), orjson.dumps(doc).decode())
+
+
+def _alert(row: tuple[Any, ...]) -> Alert:
+    id_, tenant, ts, rule_id, kind, severity, doc_text = row
+    doc = orjson.loads(doc_text)
+    return Alert(id=id_, tenant=tenant, timestamp=from_us(ts), kind=DetectionKind(kind), rule_id=rule_id,
+                 rule_title=doc["rule_title"], severity=Severity(severity), event_ids=tuple(doc["event_ids"]),
+                 entity=doc["entity"], tags=tuple(doc["tags"]), description=doc["description"])
+
+
+def _incident_row(incident: Incident) -> tuple[Any, ...]:
+    what = f"incident {incident.id}"
+    return (incident.id, incident.tenant, incident.title, int(incident.severity), incident.state.value,
+            incident.rule_id, canonical_json(dict(incident.entity)), to_us(incident.first_seen, what),
+            to_us(incident.last_seen, what), incident.alert_count, to_us(incident.created, what),
+            to_us(incident.updated, what), json_list(incident.tags), incident.assignee, incident.asset_id)
+
+
+def _incident(row: tuple[Any, ...]) -> Incident:
+    (id_, tenant, title, severity, state, rule_id, entity, first_seen, last_seen, alert_count, created,
+     updated, tags, assignee, asset_id) = row
+    return Incident(id=id_, tenant=tenant, title=title, severity=Severity(severity),
+                    state=IncidentState(state), rule_id=rule_id, entity=json.loads(entity),
+                    first_seen=from_us(first_seen), last_seen=from_us(last_seen), alert_count=alert_count,
+                    created=from_us(created), updated=from_us(updated), tags=tuple(json.loads(tags)),
+                    assignee=assignee, asset_id=asset_id)
+
+
+def _audit_record(row: tuple[Any, ...]) -> AuditRecord:
+    seq, ts, actor, tenant, action, object_type, object_id, details, prev_hash, hash_ = row
+    return AuditRecord(seq=seq, timestamp=from_us(ts), actor=actor, tenant=tenant, action=action,
+                       object_type=object_type, object_id=object_id, details=json.loads(details),
+                       prev_hash=prev_hash, hash=hash_)
+
+
+def _chain_problem(row: tuple[Any, ...], expected_seq: int, expected_prev: str) -> str | None:
+    """Why the stored entry `row` does not continue the chain, or None if it does."""
+    try:
+        record = _audit_record(row)
+    except (TypeError, ValueError, OverflowError) as e:
+        return f"the entry does not decode: {e}"
+    if record.seq != expected_seq:
+        return f"expected seq {expected_seq}, found {record.seq}: entries are missing or reordered"
+    if record.prev_hash != expected_prev:
+        return "prev_hash is not the hash of the entry before it"
+    if record.hash != audit_hash(record):
+        return "hash does not match the entry's contents"
+    return None
+
+
+def _alert_where(scope: TenantScope, query: AlertQuery) -> Where:
+    where = scoped(scope)
+    if query.start is not None:
+        where.add("ts >= ?", to_us(query.start, "start"))
+    if query.end is not None:
+        where.add("ts < ?", to_us(query.end, "end"))
+    if query.rule_id is not None:
+        where.add("rule_id = ?", query.rule_id)
+    if query.incident_id is not None:
+        where.add("id IN (SELECT alert_id FROM incident_alerts WHERE incident_id = ?)", query.incident_id)
+    return where
+
+
+def _incident_where(scope: TenantScope, query: IncidentQuery) -> Where:
+    where = scoped(scope)
+    if query.states is not None:
+        states = [IncidentState(state).value for state in query.states]
+        where.add("state IN (SELECT value FROM json_each(?))", json_list(states))
+    if query.min_severity is not None:
+        where.add("severity >= ?", int(query.min_severity))
+    if query.rule_id is not None:
+        where.add("rule_id = ?", query.rule_id)
+    return where
+
+
+class SqliteIncidentStore:
+    """Alerts, incidents and the audit chain in a SQLite file; safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = SqliteDatabase(path, SCHEMA)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteIncidentStore:
+        return cls(sqlite_path(url))
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Store alerts whose id is new; returns exactly those, in input order."""
+        rows = [_alert_row(alert) for alert in alerts]
+        new: list[Alert] = []
+        if not rows:
+            return new
+        with self._db.transaction("write alerts") as conn:
+            for alert, row in zip(alerts, rows, strict=True):
+                cursor = conn.execute(f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                                      "ON CONFLICT (id) DO NOTHING", row)
+                if cursor.rowcount == 1:
+                    new.append(alert)
+        return new
+
+    def alerts(self, scope: TenantScope, query: AlertQuery) -> list[Alert]:
+        where = _alert_where(scope, query)
+        limit, offset = page(query.limit, query.offset)
+        rows = self._db.query("read alerts", f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where.sql} "
+                              "ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?", [*where.params, limit, offset])
+        return [_alert(row) for row in rows]
+
+    def count_alerts(self, scope: TenantScope, query: AlertQuery) -> int:
+        where = _alert_where(scope, query)
+        rows = self._db.query("count alerts", f"SELECT count(*) FROM alerts WHERE {where.sql}", where.params)
+        return int(rows[0][0])
+
+    def find_open_incident(self, scope: TenantScope, rule_id: str, entity: Mapping[str, str],
+                           since: datetime) -> Incident | None:
+        """The open incident of this rule and entity last seen at or after `since`; the newest if several."""
+        where = scoped(scope)
+        where.add("rule_id = ?", rule_id)
+        where.add("entity = ?", canonical_json(dict(entity)))
+        where.add("state IN (SELECT value FROM json_each(?))", _OPEN_STATES)
+        where.add("last_seen >= ?", to_us(since, "since"))
+        rows = self._db.query("find an open incident", f"{_INCIDENT_SELECT} WHERE {where.sql} "
+                              "ORDER BY last_seen DESC, id DESC LIMIT 1", where.params)
+        return _incident(rows[0]) if rows else None
+
+    def save_incident(self, incident: Incident, alert_ids: Sequence[str]) -> None:
+        """Upsert the incident and link `alert_ids` to it (links are kept, never removed)."""
+        row = _incident_row(incident)
+        with self._db.transaction(f"save incident {incident.id}") as conn:
+            conn.execute(_UPSERT_INCIDENT, row)
+            conn.executemany("INSERT INTO incident_alerts (incident_id, alert_id) VALUES (?, ?) "
+                             "ON CONFLICT DO NOTHING", [(incident.id, alert_id) for alert_id in alert_ids])
+
+    def incident(self, scope: TenantScope, incident_id: str) -> Incident | None:
+        where = scoped(scope)
+        where.add("id = ?", incident_id)
+        rows = self._db.query("read an incident", f"{_INCIDENT_SELECT} WHERE {where.sql}", where.params)
+        return _incident(rows[0]) if rows else None
+
+    def incidents(self, scope: TenantScope, query: IncidentQuery) -> list[Incident]:
+        where = _incident_where(scope, query)
+        limit, offset = page(query.limit, query.offset)
+        rows = self._db.query("read incidents", f"{_INCIDENT_SELECT} WHERE {where.sql} "
+                              "ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?",
+                              [*where.params, limit, offset])
+        return [_incident(row) for row in rows]
+
+    def count_incidents(self, scope: TenantScope, query: IncidentQuery) -> int:
+        where = _incident_where(scope, query)
+        rows = self._db.query("count incidents", f"SELECT count(*) FROM incidents WHERE {where.sql}",
+                              where.params)
+        return int(rows[0][0])
+
+    def append_audit(self, *, actor: str, tenant: str, action: str, object_type: str, object_id: str,
+                     details: Mapping[str, Any]) -> AuditRecord:
+        """Append one entry to the chain; the last hash is read and extended under one write lock."""
+        try:  # stored and hashed as what JSON gives back, so verify_audit sees exactly this
+            details = json.loads(canonical_json(dict(details)))
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"audit details of {object_type} {object_id}: not JSON: {e}") from e
+        with self._db.transaction("append to the audit trail") as conn:
+            last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            record = AuditRecord(seq=seq, timestamp=utc_now(), actor=actor, tenant=tenant, action=action,
+                                 object_type=object_type, object_id=object_id, details=details,
+                                 prev_hash=prev_hash, hash="")
+            record = dataclasses.replace(record, hash=audit_hash(record))
+            conn.execute(f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (seq, to_us(record.timestamp), actor, tenant, action, object_type, object_id,
+                          canonical_json(details), prev_hash, record.hash))
+        return record
+
+    def audit_trail(self, scope: TenantScope, object_id: str | None = None,
+                    limit: int = 100) -> list[AuditRecord]:
+        """Newest first, optionally of one object."""
+        where = scoped(scope)
+        if object_id is not None:
+            where.add("object_id = ?", object_id)
+        limit, _ = page(limit, 0)
+        rows = self._db.query("read the audit trail", f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where.sql} "
+                              "ORDER BY seq DESC LIMIT ?", [*where.params, limit])
+        return [_audit_record(row) for row in rows]
+
+    def verify_audit(self) -> AuditCheck:
+        """Recompute the whole chain in one snapshot; reports the first entry that does not fit."""
+        entries, expected_prev = 0, GENESIS_HASH
+        first_bad: tuple[int, str] | None = None
+        rows = self._db.rows("verify the audit trail", f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq")
+        for row in rows:
+            entries += 1
+            if first_bad is None:
+                problem = _chain_problem(row, entries, expected_prev)
+                if problem is not None:
+                    first_bad = (row[0], problem)
+                # The next entry must chain to the hash as stored: a changed entry is reported
+                # at its own seq, not at every entry after it.
+                expected_prev = row[9]
+        if first_bad is None:
+            return AuditCheck(ok=True, entries=entries)
+        return AuditCheck(ok=False, entries=entries, first_bad_seq=first_bad[0], reason=first_bad[1])
+
+    def close(self) -> None:
+        self._db.close()
