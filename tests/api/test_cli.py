@@ -60,9 +60,9 @@ def test_replaying_twice_keeps_the_same_counts(log_file: Path, tmp_path: Path) -
     assert [a["id"] for a in first[0]["alerts"]] == [a["id"] for a in second[0]["alerts"]]
     assert [(i["id"], i["alert_count"]) for i in first[1]["incidents"]] == \
         [(i["id"], i["alert_count"]) for i in second[1]["incidents"]]
-    from pipeline.store.registry import open_event_store
     from config.tenants import TenantScope
     from pipeline.store.base import EventQuery
+    from pipeline.store.registry import open_event_store
 
     store = open_event_store(f"sqlite:///{data / 'govsoc.db'}")
     assert store.count(TenantScope.everything(), EventQuery()) == replay(log_file, data)["ingested"]
