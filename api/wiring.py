@@ -85,7 +85,7 @@ class Pipeline:
         self._detect = detect
         self._incident = incident
         self.alerts_raised = 0
-        self.incidents_touched = 0
+        self.incidents_touched: set[str] = set()
 
     def drain(self) -> int:
         """Run all workers until none has anything left; returns messages processed."""
@@ -105,7 +105,8 @@ class Pipeline:
                on_progress: Callable[[int], None] = lambda n: None) -> ReplayStats:
         """Feed files through the file sensor into the pipeline and drain it after each batch."""
         stats = ReplayStats()
-        alerts_before, incidents_before = self.alerts_raised, self.incidents_touched
+        alerts_before = self.alerts_raised
+        self.incidents_touched = set()
         for path in paths:
             stats.files.append(str(path))
             for batch in read_log_file(path, source, on_progress=on_progress):
@@ -117,7 +118,7 @@ class Pipeline:
                 stats.dead_letters += len(batch.dead_letters)
                 self.drain()
         stats.alerts = self.alerts_raised - alerts_before
-        stats.incidents = self.incidents_touched - incidents_before
+        stats.incidents = len(self.incidents_touched)  # distinct incidents opened or updated
         return stats
 
 
@@ -145,7 +146,7 @@ def build_runtime(settings: Settings) -> Runtime:
 
     def incident_counted(messages: Sequence[Message]) -> object:
         touched = incident(messages)
-        pipeline.incidents_touched += len(touched)
+        pipeline.incidents_touched.update(i.id for i in touched)
         return touched
 
     pipeline.workers.extend([

@@ -48,7 +48,7 @@ def up(
     worker.start()
     api = settings.api
     err_console.print(f"govsoc API on http://{api.host}:{api.port} (OpenAPI: /docs); data in {settings.data_dir}",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     try:
         uvicorn.run(app, host=api.host, port=api.port, log_level="warning")
     finally:
@@ -68,10 +68,10 @@ def _load_demo(runtime: Runtime, quiet: bool) -> tuple:  # type: ignore[type-arg
     write_credentials(credentials, users)
     err_console.print(
         f"demo: {stats.events} events, {stats.dead_letters} dead letters, {stats.alerts} alerts, "
-        f"{stats.incidents} incident updates\n"
+        f"{stats.incidents} incidents opened or updated\n"
         f"demo users, tokens and passwords: {credentials}\n"
         f"try: curl -H 'Authorization: Bearer <token>' http://{runtime.settings.api.host}:"
         f"{runtime.settings.api.port}/api/v1/incidents",
-        markup=False, highlight=False,
+        markup=False, highlight=False, soft_wrap=True,
     )
     return api_tokens(users)

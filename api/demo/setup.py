@@ -103,6 +103,6 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
         total.events += stats.events
         total.dead_letters += stats.dead_letters
         total.alerts += stats.alerts
-        total.incidents += stats.incidents
+        total.incidents += stats.incidents  # tenants' incidents are distinct
         total.files.extend(stats.files)
     return total
