@@ -68,6 +68,6 @@ def configure_logging(verbose: bool) -> None:
             structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO if verbose else logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),  # the stream current at each call
         cache_logger_on_first_use=False,  # loggers follow sys.stderr when a test runner swaps it
     )
