@@ -80,6 +80,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     if args.stage:  # child: one stage, one JSON line with peak RSS
+        import logging
+
+        import structlog
+
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         result = STAGES[args.stage](args.file, args.work)
         result["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))

@@ -1,8 +1,12 @@
 """MemoryBus: the in-process Bus of the embedded back end (`memory://`).
 
-Topics are append-only lists per partition in this process's memory; a consumer group keeps one
+Topics are append-only logs per partition in this process's memory; a consumer group keeps one
 committed offset per (topic, partition). It keeps the Bus contract within one process: nothing
 survives the process, which is why sensors spool to disk before they publish.
+
+Memory is bounded by what is not yet committed: once every group that reads a topic has
+committed past a message, the message is dropped (offsets stay absolute, so positions and
+commits are unaffected). A topic no group reads keeps its messages.
 """
 
 from __future__ import annotations
@@ -10,19 +14,46 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from pipeline.bus.base import Message
+
+
+@dataclass
+class _Partition:
+    base: int = 0  # absolute offset of messages[0]
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.messages)
+
+    def read(self, position: int, count: int) -> list[Message]:
+        start = max(position - self.base, 0)
+        return self.messages[start:start + count]
+
+    def trim(self, upto: int) -> None:
+        """Forget messages before absolute offset `upto`."""
+        drop = upto - self.base
+        if drop > 0:
+            del self.messages[:drop]
+            self.base = upto
 
 
 class MemoryBus:
     def __init__(self, partitions: int = 1) -> None:
         self._partitions = partitions
-        self._topics: dict[str, list[list[Message]]] = {}
+        self._topics: dict[str, list[_Partition]] = {}
+        self._groups: dict[str, set[str]] = {}  # topic -> groups that read it
         self._committed: dict[tuple[str, str, int], int] = {}  # (group, topic, partition) -> next offset
         self._cond = threading.Condition()
 
-    def _topic(self, topic: str) -> list[list[Message]]:
-        return self._topics.setdefault(topic, [[] for _ in range(self._partitions)])
+    @classmethod
+    def from_url(cls, url: str) -> MemoryBus:
+        return cls()
+
+    def _topic(self, topic: str) -> list[_Partition]:
+        return self._topics.setdefault(topic, [_Partition() for _ in range(self._partitions)])
 
     def partition_for(self, key: str | None, counter: int) -> int:
         if key is None:
@@ -33,11 +64,15 @@ class MemoryBus:
         with self._cond:
             parts = self._topic(topic)
             for i, (key, value) in enumerate(messages):
-                log = parts[self.partition_for(key, i)]
-                log.append(Message(topic, parts.index(log), len(log), key, value))
+                p = self.partition_for(key, i)
+                log = parts[p]
+                log.messages.append(Message(topic, p, log.end, key, value))
             self._cond.notify_all()
 
     def consumer(self, topics: Sequence[str], group: str) -> MemoryConsumer:
+        with self._cond:
+            for topic in topics:
+                self._groups.setdefault(topic, set()).add(group)
         return MemoryConsumer(self, tuple(topics), group)
 
     def close(self) -> None:
@@ -48,10 +83,18 @@ class MemoryBus:
         """Messages not yet committed by `group`, over all topics."""
         with self._cond:
             return sum(
-                len(log) - self._committed.get((group, topic, p), 0)
+                log.end - self._committed.get((group, topic, p), 0)
                 for topic, parts in self._topics.items()
                 for p, log in enumerate(parts)
             )
+
+    def _commit(self, group: str, positions: dict[tuple[str, int], int]) -> None:
+        """Record `group`'s positions, then trim what every reading group has committed."""
+        for (topic, p), pos in positions.items():
+            self._committed[(group, topic, p)] = pos
+            readers = self._groups.get(topic, ())
+            low = min((self._committed.get((g, topic, p), 0) for g in readers), default=0)
+            self._topic(topic)[p].trim(low)
 
 
 class MemoryConsumer:
@@ -72,7 +115,7 @@ class MemoryConsumer:
                 pos = self._position.get((topic, p))
                 if pos is None:
                     pos = bus._committed.get((self._group, topic, p), 0)
-                batch = log[pos:pos + max_messages - len(out)]
+                batch = log.read(pos, max_messages - len(out))
                 out.extend(batch)
                 self._position[(topic, p)] = pos + len(batch)
                 if len(out) >= max_messages:
@@ -89,8 +132,7 @@ class MemoryConsumer:
 
     def commit(self) -> None:
         with self._bus._cond:
-            for (topic, p), pos in self._position.items():
-                self._bus._committed[(self._group, topic, p)] = pos
+            self._bus._commit(self._group, dict(self._position))
 
     def close(self) -> None:
         self._closed = True
