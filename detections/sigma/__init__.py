@@ -1,0 +1,36 @@
+"""The Sigma engine: rule files in, alerts out, evaluated as events stream by.
+
+Modules, in flow order:
+- errors: `RuleError`, the one error of this stage (a rule is skipped, never the rule set).
+- load: rule files -> `RuleSet` plus every `RuleError`, via pySigma (`load_rules`).
+- logsources: a rule's Sigma log source -> the events it looks at (`EventScope`), the prefilter.
+- compile: a rule's detection -> a predicate over one event (`compile_detection`).
+- match: `SigmaEngine`, every rule on every event, feeding correlations, returning alerts.
+- correlate: streaming correlations (event_count, value_count, temporal, temporal_ordered).
+"""
+
+from detections.sigma.compile import CompiledRule, Predicate, RuleInfo, compile_detection
+from detections.sigma.correlate import CorrelationKind, CorrelationSpec, Correlator, Hit
+from detections.sigma.errors import RuleError
+from detections.sigma.load import RuleSet, builtin_rules_dir, load_rules
+from detections.sigma.logsources import LOG_SOURCES, EventScope, scope_for
+from detections.sigma.match import SigmaEngine
+
+__all__ = [
+    "LOG_SOURCES",
+    "CompiledRule",
+    "CorrelationKind",
+    "CorrelationSpec",
+    "Correlator",
+    "EventScope",
+    "Hit",
+    "Predicate",
+    "RuleError",
+    "RuleInfo",
+    "RuleSet",
+    "SigmaEngine",
+    "builtin_rules_dir",
+    "compile_detection",
+    "load_rules",
+    "scope_for",
+]
