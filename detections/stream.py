@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import structlog
+
 from config.errors import GovsocError
 from detections.incidents import IncidentService
 from detections.sigma.match import SigmaEngine
 from pipeline.bus import Bus, Message, topics
 from pipeline.records import Alert, Event, Incident
-
-import structlog
 
 log = structlog.get_logger(__name__)
 
