@@ -45,11 +45,24 @@ def parse_iso(text: str, field_name: str = ecs.TIMESTAMP) -> datetime:
     return ts.astimezone(UTC)
 
 
-def get_path(doc: Mapping[str, Any], dotted: str) -> Any:
-    """The value at a dotted ECS name in a nested document, or None.
+class _Missing:
+    """The type of `MISSING`: a field that is absent, as opposed to present with a null value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+def lookup(doc: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted ECS name in a nested document, or `MISSING` when it is absent.
 
     Walks nested objects first; a key that itself contains dots (as some log sources send) is
     found too, so `winlog.event_data.Image` and `{"winlog.event_data": {"Image": ...}}` both work.
+    A field present with a null value returns None (Sigma's `|exists` needs the difference).
     """
     if dotted in doc:
         return doc[dotted]
@@ -57,12 +70,18 @@ def get_path(doc: Mapping[str, Any], dotted: str) -> Any:
     while sep:
         child = doc.get(head)
         if isinstance(child, Mapping):
-            found = get_path(child, rest)
-            if found is not None:
+            found = lookup(child, rest)
+            if found is not MISSING:
                 return found
         more_head, sep, rest = rest.partition(".")
         head = f"{head}.{more_head}"
-    return None
+    return MISSING
+
+
+def get_path(doc: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted ECS name in a nested document, or None when absent or null."""
+    found = lookup(doc, dotted)
+    return None if found is MISSING else found
 
 
 @functools.lru_cache(maxsize=4096)

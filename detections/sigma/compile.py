@@ -31,7 +31,7 @@ Invariants:
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_address
@@ -72,7 +72,7 @@ from config.errors import SourceLocation
 from detections.sigma.errors import RuleError
 from detections.sigma.logsources import EventScope
 from pipeline import ecs
-from pipeline.records import Event, Severity
+from pipeline.records import MISSING, Event, Severity, lookup
 
 Predicate = Callable[[Event], bool]
 ValueTest = Callable[[Any], bool]  # one scalar field value -> matches?
@@ -237,33 +237,6 @@ def _any_of(predicates: Sequence[Predicate]) -> Predicate:
 
 # --- field lookup ---------------------------------------------------------------------------------
 
-class _Missing:
-    """The sentinel for an absent field, distinct from a present null."""
-
-    __slots__ = ()
-
-
-MISSING = _Missing()
-
-
-def lookup(doc: Mapping[str, Any], dotted: str) -> Any:
-    """The value at a dotted ECS name, found as `records.get_path` finds it, or `MISSING`.
-
-    Unlike `get_path`, a field present with a null value returns None, not "absent": `|exists`
-    needs the difference.
-    """
-    if dotted in doc:
-        return doc[dotted]
-    head, sep, rest = dotted.partition(".")
-    while sep:
-        child = doc.get(head)
-        if isinstance(child, Mapping):
-            found = lookup(child, rest)
-            if found is not MISSING:
-                return found
-        more_head, sep, rest = rest.partition(".")
-        head = f"{head}.{more_head}"
-    return MISSING
 
 
 def _is_absent(value: Any) -> bool:
