@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from config.errors import GovsocError
 from config.settings import Settings
 from config.tenants import TenantTree
 from detections.incidents import IncidentService
@@ -35,20 +36,33 @@ from sensors.files import FileSource, read_log_file
 log = structlog.get_logger(__name__)
 
 
-@dataclass
 class Worker:
-    """A consumer and the step that processes what it polls."""
+    """A group member and the step that processes what it polls.
 
-    name: str
-    consumer: Consumer
-    step: Callable[[Sequence[Message]], object]
-    batch_size: int
+    The offset is committed only after the step returned (at-least-once). If the step raises
+    (say, the store is unavailable), nothing is committed and the worker rejoins its group, so the
+    same messages come again from the last commit; the error propagates to the caller.
+    """
+
+    def __init__(self, name: str, bus: Bus, topics: Sequence[str], step: Callable[[Sequence[Message]], object],
+                 batch_size: int) -> None:
+        self.name = name
+        self._bus = bus
+        self._topics = tuple(topics)
+        self.step = step
+        self.batch_size = batch_size
+        self.consumer: Consumer = bus.consumer(self._topics, name)
 
     def run_once(self, timeout_s: float = 0.0) -> int:
         messages = self.consumer.poll(self.batch_size, timeout_s)
         if messages:
-            self.step(messages)
-            self.consumer.commit()  # after the step: at-least-once
+            try:
+                self.step(messages)
+            except BaseException:
+                self.consumer.close()
+                self.consumer = self._bus.consumer(self._topics, self.name)
+                raise
+            self.consumer.commit()
         return len(messages)
 
 
@@ -96,10 +110,15 @@ class Pipeline:
             if done == 0:
                 return total
 
-    def run(self, stop: threading.Event, poll_timeout_s: float = 0.2) -> None:
+    def run(self, stop: threading.Event, poll_timeout_s: float = 0.2, retry_s: float = 1.0) -> None:
+        """Process until `stop` is set; a failing step is logged and retried after `retry_s`."""
         while not stop.is_set():
-            if sum(worker.run_once() for worker in self.workers) == 0:
-                self.workers[0].run_once(poll_timeout_s)
+            try:
+                if sum(worker.run_once() for worker in self.workers) == 0:
+                    self.workers[0].run_once(poll_timeout_s)
+            except GovsocError as e:
+                log.error("pipeline_step_failed", error=str(e), retry_in_s=retry_s)
+                stop.wait(retry_s)
 
     def replay(self, paths: Sequence[Path], source: FileSource,
                on_progress: Callable[[int], None] = lambda n: None) -> ReplayStats:
@@ -150,8 +169,8 @@ def build_runtime(settings: Settings) -> Runtime:
         return touched
 
     pipeline.workers.extend([
-        Worker("ingest", bus.consumer([topics.RAW, topics.DEAD_LETTERS], "ingest"), ingest, batch),
-        Worker("detect", bus.consumer([topics.EVENTS], "detect"), detect_counted, batch),
-        Worker("incidents", bus.consumer([topics.ALERTS], "incidents"), incident_counted, batch),
+        Worker("ingest", bus, [topics.RAW, topics.DEAD_LETTERS], ingest, batch),
+        Worker("detect", bus, [topics.EVENTS], detect_counted, batch),
+        Worker("incidents", bus, [topics.ALERTS], incident_counted, batch),
     ])
     return Runtime(settings, tree, bus, events, incidents, engine, issues, pipeline)

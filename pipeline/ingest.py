@@ -19,7 +19,7 @@ import structlog
 from config.errors import GovsocError
 from pipeline.bus import Bus, Message, topics
 from pipeline.enrich import Enricher
-from pipeline.errors import StoreError
+from pipeline.errors import RefusedEvents, StoreError
 from pipeline.records import DeadLetter, Event
 from pipeline.store.base import EventStore
 
@@ -59,28 +59,30 @@ class IngestStep:
         return IngestResult(events=len(events), new_events=new, dead_letters=len(letters))
 
     def _write(self, events: list[Event], letters: list[DeadLetter]) -> tuple[int, list[Event]]:
-        """Write the batch; if the store refuses it, write one by one and dead-letter the refused.
+        """Write the batch; events the store refuses for their content become dead letters.
 
-        Returns (new ids, the events that were stored). One unstorable event (e.g. text SQLite
-        cannot encode) must not take the good events of its batch down with it.
+        Returns (new ids, the events that were stored). One unstorable event must not take the
+        good events of its batch down with it; but a store that is unavailable raises, so the
+        batch is retried later (its offset is not committed) instead of being dead-lettered.
         """
-        if not events:
-            return 0, events
-        try:
-            return self._store.write(events), events
-        except StoreError:
-            stored: list[Event] = []
-            new = 0
-            for event in events:
-                try:
-                    new += self._store.write([event])
-                    stored.append(event)
-                except StoreError as e:
-                    letters.append(DeadLetter.create(
-                        source=f"store:{event.tenant}", reason=str(e),
-                        raw=repr(dict(event.doc)).encode("utf-8", "backslashreplace"),
-                        tenant=event.tenant, position=event.id))
-            return new, stored
+        pending = events
+        for _ in range(len(events) + 1):  # each round removes at least one refused event
+            if not pending:
+                return 0, pending
+            try:
+                return self._store.write(pending), pending
+            except RefusedEvents as e:
+                letters.extend(
+                    DeadLetter.create(source=f"store:{event.tenant}", reason=e.reasons[event.id],
+                                      raw=repr(dict(event.doc)).encode("utf-8", "backslashreplace"),
+                                      tenant=event.tenant, position=event.id)
+                    for event in pending if event.id in e.reasons)
+                pending = [event for event in pending if event.id not in e.reasons]
+                if e.written:
+                    return e.new, pending
+                if not e.reasons:
+                    raise
+        raise StoreError("the store kept refusing events without naming them")
 
     @staticmethod
     def _dead_letter_of(message: Message) -> DeadLetter:

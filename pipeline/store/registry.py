@@ -5,6 +5,8 @@ In: a URL from settings (`sqlite:///data/govsoc.db`). Out: an `EventStore` or `I
 - `BACKENDS` is the one table of back ends, scheme -> lazy `"module:Class"` strings, so a back end's
   client library is imported only when a URL asks for it.
 - Every store class opens itself with `from_url(url)`; the registry reads only the scheme.
+- A back end may have no incident store (`elasticsearch://`, `opensearch://` hold events and dead
+  letters only); opening one there raises `StoreError` naming the schemes that have one.
 - An unknown scheme raises `StoreError` naming the URL (password hidden) and the known schemes.
 """
 
@@ -21,10 +23,10 @@ from pipeline.store.base import EventStore, IncidentStore
 
 @dataclass(frozen=True, slots=True)
 class StoreBackend:
-    """Where one back end's two stores live, as `"module:Class"`."""
+    """Where one back end's stores live, as `"module:Class"`; `incidents` is None if it has none."""
 
     events: str
-    incidents: str
+    incidents: str | None = None
 
 
 BACKENDS: dict[str, StoreBackend] = {
@@ -32,6 +34,10 @@ BACKENDS: dict[str, StoreBackend] = {
         events="pipeline.store.sqlite_events:SqliteEventStore",
         incidents="pipeline.store.sqlite_incidents:SqliteIncidentStore",
     ),
+    # One class for both: the scheme says which media types and product check the client uses
+    # (pipeline/store/elastic_client.py).
+    "elasticsearch": StoreBackend(events="pipeline.store.elastic:ElasticEventStore"),
+    "opensearch": StoreBackend(events="pipeline.store.elastic:ElasticEventStore"),
 }
 
 
@@ -40,7 +46,11 @@ def open_event_store(url: str) -> EventStore:
 
 
 def open_incident_store(url: str) -> IncidentStore:
-    return cast(IncidentStore, _store_class(_backend(url).incidents).from_url(url))
+    target = _backend(url).incidents
+    if target is None:
+        having = ", ".join(f"{name}://" for name, backend in sorted(BACKENDS.items()) if backend.incidents)
+        raise StoreError(f"store URL {redacted(url)!r} holds events only: incidents need one of {having}")
+    return cast(IncidentStore, _store_class(target).from_url(url))
 
 
 def _backend(url: str) -> StoreBackend:

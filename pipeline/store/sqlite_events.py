@@ -30,7 +30,7 @@ import orjson
 
 from config.tenants import TenantScope
 from pipeline import ecs
-from pipeline.errors import StoreError
+from pipeline.errors import RefusedEvents, StoreError
 from pipeline.records import DeadLetter, Event
 from pipeline.store.base import EventQuery
 from pipeline.store.sqlite_db import (
@@ -153,7 +153,7 @@ def _event_row(event: Event) -> EventRow:
     try:
         doc = event.to_json().decode()
     except (TypeError, UnicodeDecodeError) as e:  # orjson.JSONEncodeError is a TypeError
-        raise StoreError(f"event {event.id}: the document is not storable as JSON: {e}") from e
+        raise RefusedEvents({event.id: f"the document is not storable as JSON: {e}"}) from e
     dataset = event.get(ecs.EVENT_DATASET)
     return (event.id, to_us(event.timestamp, f"event {event.id}"), event.tenant,
             dataset if isinstance(dataset, str) else None, event.message, doc)

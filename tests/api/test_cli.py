@@ -90,3 +90,24 @@ def test_replay_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["replay", str(tmp_path / "nope.log"), "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "nope.log: no such file" in result.output
+
+
+def test_a_failing_step_commits_nothing_and_the_batch_comes_again(tmp_path: Path) -> None:
+    from api.wiring import Worker
+    from pipeline.bus.memory import MemoryBus
+    from pipeline.errors import StoreError
+
+    bus, seen, fail_once = MemoryBus(), [], [True]
+
+    def step(messages: object) -> None:
+        if fail_once.pop() if fail_once else False:
+            raise StoreError("store unavailable")
+        seen.extend(m.value for m in messages)  # type: ignore[attr-defined]
+
+    worker = Worker("ingest", bus, ["t"], step, 10)
+    bus.publish("t", [(None, b"1"), (None, b"2")])
+    with pytest.raises(StoreError):
+        worker.run_once()
+    assert worker.run_once() == 2
+    assert seen == [b"1", b"2"]
+    assert bus.lag("ingest") == 0

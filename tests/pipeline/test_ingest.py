@@ -48,3 +48,30 @@ def test_bad_messages_are_dead_lettered_and_the_good_ones_around_them_stored(tmp
     assert step(batch).new_events == 0  # redelivery: idempotent
     assert store.count(ALL, EventQuery()) == 2
     store.close()
+
+
+def test_an_unavailable_store_raises_and_dead_letters_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    store = open_event_store(url)
+    store.close()  # a store that cannot take writes at all
+    step = IngestStep(Enricher(TREE), store, MemoryBus())
+    import pytest
+
+    from pipeline.errors import StoreError
+
+    with pytest.raises(StoreError, match="closed"):
+        step([message(0, make_event("hanoi", 0).to_json())])
+    again = open_event_store(url)
+    assert again.count_dead_letters(ALL) == 0
+    again.close()
+
+
+def test_an_event_the_store_refuses_is_dead_lettered_and_its_batch_stored(tmp_path: Path) -> None:
+    store = open_event_store(f"sqlite:///{tmp_path / 'e.db'}")
+    step = IngestStep(Enricher(TREE), store, MemoryBus())
+    bad = make_event("hanoi", 1, message="lone surrogate \ud800")  # not encodable as JSON
+    letters: list[DeadLetter] = []
+    new, stored = step._write([make_event("hanoi", 0), bad, make_event("hanoi", 2)], letters)
+    assert (new, len(stored)) == (2, 2)
+    assert [d.tenant for d in letters] == ["hanoi"] and "not storable" in letters[0].reason
+    store.close()

@@ -311,7 +311,7 @@ def test_long_hostile_lines_parse_in_linear_time(line: str) -> None:
 # --- the registry -------------------------------------------------------------------------------
 
 def test_registry_keys_are_the_format_words() -> None:
-    assert set(PARSERS) == {"auth", "syslog"}
+    assert set(PARSERS) == {"auth", "syslog", "windows_json"}
 
 
 def test_every_parser_module_line_function_is_registered() -> None:
@@ -326,10 +326,20 @@ def test_every_parser_module_line_function_is_registered() -> None:
             assert function in registered, f"{module.__name__}.{function.__name__} is not in PARSERS"
 
 
+SAMPLE_LINES = {
+    "auth": "Nov 23 10:00:00 web1 sshd[1]: Invalid user x from 203.0.113.7 port 22",
+    "syslog": "Nov 23 10:00:00 web1 sshd[1]: Invalid user x from 203.0.113.7 port 22",
+    "windows_json": '{"winlog": {"channel": "Security", "event_id": 4625, "provider_name": '
+                    '"Microsoft-Windows-Security-Auditing", "computer_name": "dc01", "record_id": 7, '
+                    '"event_data": {"TargetUserName": "x"}}, "@timestamp": "2026-11-23T03:00:00Z"}',
+}
+
+
 def test_registered_parsers_keep_the_contract() -> None:
     ctx = LineContext(tz=timezone(timedelta(hours=7)), reference=REF)
+    assert set(SAMPLE_LINES) == set(PARSERS)
     for name, parse_line in PARSERS.items():
-        doc = parse_line("Nov 23 10:00:00 web1 sshd[1]: Invalid user x from 203.0.113.7 port 22", ctx)
+        doc = parse_line(SAMPLE_LINES[name], ctx)
         assert doc["@timestamp"] == utc(2026, 11, 23, 3, 0), name
         assert "organization" not in doc and "id" not in doc["event"], name
         with pytest.raises(ParseError):

@@ -1,15 +1,22 @@
-"""Fixtures for the store contract suites: one `StoreHarness` per implementation.
+"""Fixtures for the store contract suites: one harness per implementation.
 
-A harness gives the URL both stores open (through the registry, as the application does) and the
-back-door operations the audit tests need: reaching past the store to change or remove an audit
-entry the way an attacker with file or database access would. Adding an implementation is one
-more entry in `HARNESSES`.
+A harness gives the URL a store opens (through the registry, as the application does). The
+EventStore contract runs over `EVENT_HARNESSES`; the IncidentStore contract over `HARNESSES`,
+whose harnesses also have the back-door operations the audit tests need: reaching past the store
+to change or remove an audit entry the way an attacker with file or database access would.
+Adding an implementation is one more entry in the table of each interface it implements.
+
+Server-backed harnesses start their server (a session fixture, tests/servers/) only when a test
+with their parameter runs, and give each test a store of its own: a fresh index prefix, whose
+indices and templates are deleted afterwards. `-k "not opensearch"` skips them for a quick run.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +25,15 @@ import pytest
 
 from pipeline.store.base import EventStore, IncidentStore
 from pipeline.store.registry import open_event_store, open_incident_store
+from tests.servers import search
+from tests.servers.search import SearchServer
+
+search_server = search.search_server  # the session fixture (one server, shared by every module)
+
+
+class EventHarness(Protocol):
+    @property
+    def url(self) -> str: ...
 
 
 class StoreHarness(Protocol):
@@ -71,14 +87,47 @@ HARNESSES: dict[str, Callable[[Path], StoreHarness]] = {
 }
 
 
+@dataclass
+class OpensearchHarness:
+    """A store of its own on the session's osmem-server: a fresh prefix, `refresh=wait_for`."""
+
+    server: SearchServer
+    prefix: str
+
+    @property
+    def url(self) -> str:
+        return self.server.store_url(prefix=self.prefix, refresh="wait_for")
+
+
+@contextmanager
+def opensearch_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventHarness]:
+    harness = OpensearchHarness(request.getfixturevalue("search_server"), prefix=f"t{uuid.uuid4().hex[:16]}")
+    try:
+        yield harness
+    finally:
+        harness.server.drop(harness.prefix)
+
+
+EVENT_HARNESSES: dict[str, Callable[[pytest.FixtureRequest, Path], AbstractContextManager[EventHarness]]] = {
+    "sqlite": lambda request, tmp_path: nullcontext(SqliteHarness(tmp_path / "govsoc.db")),
+    "opensearch": opensearch_harness,  # osmem-server, see tests/servers/search.py
+}
+
+
 @pytest.fixture(params=sorted(HARNESSES))
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
     return HARNESSES[request.param](tmp_path)
 
 
+@pytest.fixture(params=sorted(EVENT_HARNESSES))
+def event_harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventHarness]:
+    with EVENT_HARNESSES[request.param](request, tmp_path) as harness:
+        yield harness
+
+
 @pytest.fixture
-def event_store(harness: StoreHarness) -> Iterator[EventStore]:
-    store = open_event_store(harness.url)
+def event_store(event_harness: EventHarness) -> Iterator[EventStore]:
+    store = open_event_store(event_harness.url)
     yield store
     store.close()
 
