@@ -26,7 +26,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -37,6 +37,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
 try:  # resolved here: the child, between fork and exec, must not import or load anything
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: brokers outlive a killed pytest
