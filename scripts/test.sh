@@ -4,6 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests use (tshark checks the packet sensor); installed when missing
+missing=()
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "!! ${missing[*]} missing and not root: the tests that need them are skipped" >&2
+  fi
+fi
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   if ! "$python" -m venv .venv 2>/dev/null; then

@@ -6,8 +6,11 @@ an admin, each with a fresh bearer token and console password, written to
 `DATA_DIR/demo-credentials.json` (mode 0600) and returned for the API's token list. Only token
 hashes are kept in the running configuration.
 
-The storyline (../shared/DEMO.md, step 1): a brute force on the Hà Nội portal's SSH from
-203.0.113.77, then a success; Đà Nẵng's portal sees only the usual background.
+The storyline (../shared/DEMO.md):
+1. a brute force on the Hà Nội portal's SSH from 203.0.113.77, then a success; Đà Nẵng's portal
+   sees only the usual background;
+2. at Bộ Tài chính, a phishing attachment starts a PowerShell download cradle and a tool dumps
+   LSASS (Sysmon events, `api.demo.windows`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from api.auth import new_token, token_sha256
 from api.demo.authlog import ICT, Attack, AuthLogSpec, generate_auth_log
+from api.demo.windows import WindowsSpec, generate_windows_events
 from api.wiring import ReplayStats, Runtime
 from config.settings import ApiToken, Role
 from sensors.files import FileSource
@@ -59,13 +63,25 @@ def demo_auth_specs(start: datetime, lines_per_host: int = 2500) -> dict[tuple[s
     }
 
 
-def write_demo_logs(directory: Path, now: datetime) -> dict[tuple[str, str], Path]:
+@dataclass(frozen=True, slots=True)
+class DemoFile:
+    tenant: str
+    sensor: str
+    format: str
+    path: Path
+
+
+def write_demo_logs(directory: Path, now: datetime) -> list[DemoFile]:
     directory.mkdir(parents=True, exist_ok=True)
-    files: dict[tuple[str, str], Path] = {}
-    for (tenant, sensor), spec in demo_auth_specs(demo_start(now)).items():
+    start = demo_start(now)
+    files: list[DemoFile] = []
+    for (tenant, sensor), spec in demo_auth_specs(start).items():
         path = directory / f"{tenant}-auth.log"
         path.write_text("\n".join(generate_auth_log(spec)) + "\n", encoding="utf-8")
-        files[(tenant, sensor)] = path
+        files.append(DemoFile(tenant, sensor, "auth", path))
+    windows = directory / "btc-windows.jsonl"
+    windows.write_text("\n".join(generate_windows_events(WindowsSpec(start=start))) + "\n", encoding="utf-8")
+    files.append(DemoFile("btc", "btc-s1", "windows_json", windows))
     return files
 
 
@@ -97,9 +113,9 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
     """Generate and replay the demo's logs; returns what the replay ingested and detected."""
     total = ReplayStats()
     files = write_demo_logs(runtime.settings.data_dir / "demo", now)
-    for (tenant, sensor), path in files.items():
-        stats = runtime.pipeline.replay([path], FileSource(tenant=tenant, sensor=sensor, format="auth"),
-                                        on_progress=on_progress)
+    for demo_file in files:
+        source = FileSource(tenant=demo_file.tenant, sensor=demo_file.sensor, format=demo_file.format)
+        stats = runtime.pipeline.replay([demo_file.path], source, on_progress=on_progress)
         total.events += stats.events
         total.dead_letters += stats.dead_letters
         total.alerts += stats.alerts
