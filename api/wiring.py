@@ -12,7 +12,7 @@ offset only after its step returned: at-least-once, made exact by idempotent wri
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from pipeline.enrich import Enricher
 from pipeline.ingest import IngestStep
 from pipeline.store.base import EventStore, IncidentStore
 from pipeline.store.registry import open_event_store, open_incident_store
-from sensors.files import FileSource, read_log_file
+from sensors.files import FileSource, LogBatch, read_log_file
 
 log = structlog.get_logger(__name__)
 
@@ -122,20 +122,25 @@ class Pipeline:
 
     def replay(self, paths: Sequence[Path], source: FileSource,
                on_progress: Callable[[int], None] = lambda n: None) -> ReplayStats:
-        """Feed files through the file sensor into the pipeline and drain it after each batch."""
+        """Feed log files through the file sensor into the pipeline."""
+        batches = (batch for path in paths for batch in read_log_file(path, source, on_progress=on_progress))
+        stats = self.replay_batches(batches)
+        stats.files.extend(str(path) for path in paths)
+        return stats
+
+    def replay_batches(self, batches: Iterable[LogBatch]) -> ReplayStats:
+        """Publish what a sensor made (events, dead letters) and drain the pipeline after each batch."""
         stats = ReplayStats()
         alerts_before = self.alerts_raised
         self.incidents_touched = set()
-        for path in paths:
-            stats.files.append(str(path))
-            for batch in read_log_file(path, source, on_progress=on_progress):
-                if batch.events:
-                    self.bus.publish(topics.RAW, [(e.tenant, e.to_json()) for e in batch.events])
-                if batch.dead_letters:
-                    self.bus.publish(topics.DEAD_LETTERS, [(d.tenant, d.to_json()) for d in batch.dead_letters])
-                stats.events += len(batch.events)
-                stats.dead_letters += len(batch.dead_letters)
-                self.drain()
+        for batch in batches:
+            if batch.events:
+                self.bus.publish(topics.RAW, [(e.tenant, e.to_json()) for e in batch.events])
+            if batch.dead_letters:
+                self.bus.publish(topics.DEAD_LETTERS, [(d.tenant, d.to_json()) for d in batch.dead_letters])
+            stats.events += len(batch.events)
+            stats.dead_letters += len(batch.dead_letters)
+            self.drain()
         stats.alerts = self.alerts_raised - alerts_before
         stats.incidents = len(self.incidents_touched)  # distinct incidents opened or updated
         return stats
