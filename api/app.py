@@ -10,13 +10,13 @@ from fastapi import FastAPI
 
 from api.auth import TokenRegistry
 from api.routes import events, health, incidents
-from config.settings import ApiToken
+from config.settings import ApiToken, IncidentSettings
 from config.tenants import TenantTree
 from pipeline.store.base import EventStore, IncidentStore
 
 
 def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: EventStore,
-               incidents_store: IncidentStore) -> FastAPI:
+               incidents_store: IncidentStore, incident_settings: IncidentSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="govsoc API",
         version="0.1.0",
@@ -26,6 +26,7 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
     app.state.tree = tree
     app.state.events = events_store
     app.state.incidents = incidents_store
+    app.state.incident_settings = incident_settings or IncidentSettings()
     app.include_router(health.router)
     app.include_router(incidents.router)
     app.include_router(events.router)

@@ -8,11 +8,12 @@ forbids unknown keys, so a typo fails at start with the key named instead of bei
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -105,10 +106,113 @@ class DetectionSettings(_Strict):
     correlation_max_groups: Annotated[int, Field(ge=1)] = 100_000
 
 
+SeverityLabel = Literal["informational", "low", "medium", "high", "critical"]
+Duration = Annotated[timedelta, Field(ge=timedelta(0))]
+
+
+class SlaTarget(_Strict):
+    """How long an incident of one severity may wait for a first response and for its resolution."""
+
+    first_response: Duration
+    resolution: Duration
+
+
+def _default_sla() -> dict[SeverityLabel, SlaTarget]:
+    # (severity, first response hours, resolution hours); a deployment sets its own in YAML.
+    hours: list[tuple[SeverityLabel, int, int]] = [
+        ("critical", 1, 24), ("high", 4, 72), ("medium", 24, 7 * 24), ("low", 72, 30 * 24),
+        ("informational", 7 * 24, 90 * 24),
+    ]
+    return {label: SlaTarget(first_response=timedelta(hours=first), resolution=timedelta(hours=end))
+            for label, first, end in hours}
+
+
+class RegulatoryClock(_Strict):
+    """A legal deadline, configured rather than coded: the legal basis moves with new decrees.
+
+    The clock starts at the incident's `starts_on` time (detected: when govsoc opened it;
+    response_ended: when it was resolved or found false; reported: when an agency reported it) and is
+    due `due_after` later (0 means "at once"). It applies to every incident (`applies_to: always`)
+    or to those at or above a severity, and warns `warn_before` its due time.
+    """
+
+    id: TenantId
+    name_vi: str
+    name_en: str
+    starts_on: Literal["detected", "response_ended", "reported"]
+    due_after: Duration
+    applies_to: Literal["always"] | SeverityLabel = "always"
+    warn_before: Duration = timedelta(0)
+
+
+def _default_clocks() -> tuple[RegulatoryClock, ...]:
+    """Today's national rules for the operating unit of an information system."""
+    day = timedelta(days=1)
+    return (
+        RegulatoryClock(
+            id="initial-report", name_vi="Báo cáo ban đầu sự cố (chủ quản, đơn vị ứng cứu, cơ quan điều phối)",
+            name_en="Initial report to the system owner, response unit and national coordinator",
+            starts_on="detected", due_after=5 * day, warn_before=day),
+        RegulatoryClock(
+            id="beyond-capacity", name_vi="Báo cáo ngay sự cố vượt khả năng xử lý",
+            name_en="Report at once an incident that may exceed the unit's capacity",
+            starts_on="detected", due_after=timedelta(0), applies_to="critical"),
+        RegulatoryClock(
+            id="acknowledge-report", name_vi="Xác nhận đã nhận báo cáo sự cố",
+            name_en="Acknowledge a received incident report at once",
+            starts_on="reported", due_after=timedelta(0)),
+        RegulatoryClock(
+            id="final-report", name_vi="Báo cáo kết thúc ứng cứu sự cố",
+            name_en="Final report after the response ends",
+            starts_on="response_ended", due_after=5 * day, warn_before=day),
+    )
+
+
+class SuppressionRule(_Strict):
+    """A global exception: alerts of `rule_id` (any if None) whose entity has every pair of `entity`,
+    of `tenant` and the tenants below it (all if None), are not grouped until `expires`."""
+
+    reason: Annotated[str, StringConstraints(min_length=1)]
+    rule_id: str | None = None
+    entity: dict[str, str] = Field(default_factory=dict)
+    tenant: TenantId | None = None
+    expires: AwareDatetime | None = None
+
+
+class NoiseSettings(_Strict):
+    """Noise control before grouping, for every kind of alert (Sigma, ML, network).
+
+    - dedup: an alert with the same (tenant, rule, entity, events) key as one kept within
+      `dedup_window_s` is dropped (0: off);
+    - flood guard: at most `flood_max_alerts` alerts per (rule, tenant) in `flood_window_s`;
+      the rest are counted and dropped until the window moves on (0: off);
+    - suppressions: global exceptions, each with a reason and an optional expiry.
+    """
+
+    dedup_window_s: Annotated[int, Field(ge=0)] = 0
+    flood_window_s: Annotated[int, Field(ge=1)] = 60
+    flood_max_alerts: Annotated[int, Field(ge=0)] = 0
+    suppressions: tuple[SuppressionRule, ...] = ()
+
+
 class IncidentSettings(_Strict):
-    """How alerts group into incidents: same tenant, rule and entity within `group_window_s`."""
+    """How alerts group into incidents (same tenant, rule and entity within `group_window_s`),
+    the SLA per severity, the regulatory clocks and noise control."""
 
     group_window_s: Annotated[int, Field(ge=1)] = 24 * 3600
+    sla: dict[SeverityLabel, SlaTarget] = Field(default_factory=_default_sla)
+    regulatory_clocks: tuple[RegulatoryClock, ...] = Field(default_factory=_default_clocks)
+    noise: NoiseSettings = NoiseSettings()
+
+    @model_validator(mode="after")
+    def _complete(self) -> IncidentSettings:
+        missing = sorted(set(SeverityLabel.__args__) - set(self.sla))  # type: ignore[attr-defined]
+        if missing:
+            raise ValueError(f"sla: no target for severity {', '.join(missing)}")
+        ids = [clock.id for clock in self.regulatory_clocks]
+        if len(ids) != len(set(ids)):
+            raise ValueError("regulatory_clocks: two clocks share an id")
+        return self
 
 
 class PipelineSettings(_Strict):

@@ -3,5 +3,6 @@
 Modules, in flow order:
 - sigma/: load rules with pySigma, compile them to matchers, match events, correlate.
 - rules/: the Sigma rules govsoc ships (its own; SigmaHQ's come from configured directories).
-- incidents: group alerts into incidents, with severity and an audit trail.
+- incidents/: group alerts into incidents (grouping), the lifecycle and its audit trail (lifecycle),
+  SLA and regulatory clocks (clocks), and noise control (noise).
 """

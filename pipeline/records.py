@@ -331,6 +331,56 @@ class Incident:
     tags: tuple[str, ...] = ()
     assignee: str | None = None
     asset_id: str | None = None
+    responded: datetime | None = None  # the first action of a person (first-response SLA)
+    resolved: datetime | None = None  # when the response ended (resolved or false positive)
+    reported: datetime | None = None  # when an agency reported it (acknowledgement clock)
+    clocks_met: Mapping[str, datetime] = field(default_factory=dict)  # regulatory clock id -> when met
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentComment:
+    """A note a person left on an incident (ghi chú); comments are never edited or removed."""
+
+    id: str
+    incident_id: str
+    tenant: str
+    author: str
+    text: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One step of an incident's lifecycle: who moved it from which state to which, when and why."""
+
+    incident_id: str
+    tenant: str
+    from_state: IncidentState
+    to_state: IncidentState
+    actor: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """A time-window exception: alerts it matches are kept but not grouped, until `expires`.
+
+    Matches alerts of `rule_id` (any when None) whose entity holds every pair of `entity`, raised
+    in `tenant` or below it (the tree decides "below").
+    """
+
+    id: str
+    tenant: str
+    reason: str
+    created_by: str
+    created: datetime
+    expires: datetime | None = None
+    rule_id: str | None = None
+    entity: Mapping[str, str] = field(default_factory=dict)
+
+    def is_active(self, now: datetime) -> bool:
+        return self.expires is None or now < self.expires
 
 
 @dataclass(frozen=True, slots=True)

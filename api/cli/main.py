@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from api.cli.audit import audit_app
 from api.cli.common import configure_logging
 from api.cli.records import alerts_app, incidents_app
 from api.cli.replay import replay
@@ -32,3 +33,4 @@ app.command()(up)
 app.command()(replay)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(audit_app, name="audit")

@@ -42,7 +42,7 @@ def up(
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
     app = create_app(tree=runtime.tree, tokens=tokens, events_store=runtime.events,
-                     incidents_store=runtime.incidents)
+                     incidents_store=runtime.incidents, incident_settings=settings.incidents)
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()

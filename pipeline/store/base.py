@@ -5,6 +5,8 @@ Contract every implementation keeps (tests/pipeline/contracts/ checks it):
 - Every read takes a `TenantScope` as a required argument and returns nothing outside it;
   a record of a sibling tenant is indistinguishable from one that does not exist.
 - Reads return newest first unless a query says otherwise; `limit` is always bounded.
+- Comments and state history are append-only too (no call changes or removes one); they are
+  read newest first within the caller's scope, like everything else.
 - The audit trail is append-only: there is no call to change or remove an entry, and
   `verify_audit` recomputes the hash chain and reports the first entry that does not fit.
 """
@@ -17,9 +19,26 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from config.tenants import TenantScope
-from pipeline.records import Alert, AuditRecord, DeadLetter, Event, Incident, IncidentState, Severity
+from pipeline.errors import StoreError
+from pipeline.records import (
+    Alert,
+    AuditRecord,
+    DeadLetter,
+    Event,
+    Incident,
+    IncidentComment,
+    IncidentState,
+    Severity,
+    StateChange,
+    Suppression,
+)
 
 MAX_LIMIT = 10_000
+
+
+class IncidentConflict(StoreError):
+    """`save_incident(..., expected_updated=t)` found the stored incident changed since `t` (or gone);
+    the caller re-reads and tries again, so a person's change and a new alert never undo each other."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +122,13 @@ class IncidentStore(Protocol):
         """The open incident of this rule and entity whose last alert is at or after `since`."""
         ...
 
-    def save_incident(self, incident: Incident, alert_ids: Sequence[str]) -> None:
-        """Upsert the incident and link `alert_ids` to it, in one transaction."""
+    def save_incident(self, incident: Incident, alert_ids: Sequence[str], *,
+                      expected_updated: datetime | None = None) -> None:
+        """Upsert the incident and link `alert_ids` to it, in one transaction.
+
+        With `expected_updated`, write only if the stored incident's `updated` is still that time
+        (compare-and-set); otherwise raise `IncidentConflict` and write nothing.
+        """
         ...
 
     def incident(self, scope: TenantScope, incident_id: str) -> Incident | None: ...
@@ -112,6 +136,31 @@ class IncidentStore(Protocol):
     def incidents(self, scope: TenantScope, query: IncidentQuery) -> list[Incident]: ...
 
     def count_incidents(self, scope: TenantScope, query: IncidentQuery) -> int: ...
+
+    def add_comment(self, comment: IncidentComment) -> None:
+        """Store a comment (idempotent by id: the first text of an id is kept)."""
+        ...
+
+    def comments(self, scope: TenantScope, incident_id: str, limit: int = 100) -> list[IncidentComment]:
+        """The incident's comments, newest first; none for an incident outside `scope`."""
+        ...
+
+    def record_state_change(self, change: StateChange) -> None:
+        """Append one step to an incident's state history."""
+        ...
+
+    def state_history(self, scope: TenantScope, incident_id: str, limit: int = 100) -> list[StateChange]:
+        """The incident's state changes, newest first."""
+        ...
+
+    def save_suppression(self, suppression: Suppression) -> None:
+        """Upsert a suppression by id."""
+        ...
+
+    def suppressions(self, scope: TenantScope, active_at: datetime | None = None,
+                     limit: int = 1000) -> list[Suppression]:
+        """Suppressions of tenants in `scope`, newest first; only unexpired ones at `active_at` if given."""
+        ...
 
     def append_audit(self, *, actor: str, tenant: str, action: str, object_type: str, object_id: str,
                      details: Mapping[str, Any]) -> AuditRecord:

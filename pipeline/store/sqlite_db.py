@@ -11,7 +11,8 @@ Invariants:
 - One reader connection per thread (`threading.local`, `query_only`): reads from an API thread
   run while the pipeline writes and see the last committed state.
 - The schema is created on open, idempotently, and its version is kept per component in
-  `schema_version`; a file written by a newer govsoc is refused rather than misread.
+  `schema_version`; an older file is migrated forward in one transaction, and a file written by a
+  newer govsoc is refused rather than misread.
 - Every `sqlite3` failure leaves here as a `StoreError` naming the file and what was being done.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,13 +48,15 @@ _MICROSECOND = timedelta(microseconds=1)
 class Schema:
     """The tables of one component (`events`, `incidents`) at one version.
 
-    `statements` must be idempotent (`IF NOT EXISTS`); they run once, when the component's
-    version row is missing. A later version adds its migration here before bumping `version`.
+    `statements` create version 1 and must be idempotent (`IF NOT EXISTS`); `migrations[v]` take
+    version v-1 to v and run once each, in order, in the same transaction as the version bump. A
+    new file runs the statements and then every migration, so new and migrated files are the same.
     """
 
     component: str
     version: int
     statements: tuple[str, ...]
+    migrations: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -170,15 +173,25 @@ class SqliteDatabase:
                 for statement in schema.statements:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (component, version) VALUES (?, ?)",
-                             (schema.component, schema.version))
-                log.info("store_schema_created", path=str(self.path), component=schema.component,
-                         version=schema.version)
-            elif row[0] != schema.version:
+                             (schema.component, 1))
+                log.info("store_schema_created", path=str(self.path), component=schema.component, version=1)
+                row = (1,)
+            if row[0] > schema.version or any(v not in schema.migrations for v in range(row[0] + 1,
+                                                                                      schema.version + 1)):
                 raise StoreError(
                     f"the {schema.component} tables are at schema version {row[0]}, this govsoc "
                     f"reads version {schema.version} (no migration between them)",
                     SourceLocation(path=str(self.path)),
                 )
+            self._migrate(conn, schema, row[0])
+
+    def _migrate(self, conn: sqlite3.Connection, schema: Schema, current: int) -> None:
+        """Run the migrations from `current` up to `schema.version` (inside the caller's transaction)."""
+        for version in range(current + 1, schema.version + 1):
+            for statement in schema.migrations[version]:
+                conn.execute(statement)
+            conn.execute("UPDATE schema_version SET version = ? WHERE component = ?", (version, schema.component))
+            log.info("store_schema_migrated", path=str(self.path), component=schema.component, version=version)
 
     @contextmanager
     def transaction(self, what: str) -> Iterator[sqlite3.Connection]:

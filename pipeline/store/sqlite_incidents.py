@@ -7,7 +7,11 @@ Contract (as `pipeline.store.base`, plus what is particular to SQLite):
 - `write_alerts` keeps the first alert of an id (ids are deterministic, so a replay is the same
   alert) and returns the alerts that were new, in input order, each id once.
 - `save_incident` upserts the incident (every column from the record) and links the alert ids,
-  in one transaction. Entities are compared as canonical JSON, so key order never matters.
+  in one transaction; with `expected_updated` it is a compare-and-set on the `updated` column.
+  Entities are compared as canonical JSON, so key order never matters.
+- Schema version 2 adds lifecycle times and met clocks to incidents, and the tables
+  `incident_comments`, `incident_states` (state history) and `suppressions`; a version 1 file
+  is migrated on open.
 - Reads are newest first: alerts by (time, id), incidents by (last_seen, id), audit by seq.
 - The audit trail is append-only in the database itself: triggers abort any UPDATE or DELETE.
   Entry `seq` (from 1, no gaps) has `hash = sha256(prev_hash + canonical JSON of seq, ts, actor,
@@ -37,12 +41,15 @@ from pipeline.records import (
     AuditRecord,
     DetectionKind,
     Incident,
+    IncidentComment,
     IncidentState,
     Severity,
+    StateChange,
+    Suppression,
     to_iso,
     utc_now,
 )
-from pipeline.store.base import AlertQuery, AuditCheck, IncidentQuery
+from pipeline.store.base import AlertQuery, AuditCheck, IncidentConflict, IncidentQuery
 from pipeline.store.sqlite_db import (
     Schema,
     SqliteDatabase,
@@ -59,7 +66,7 @@ GENESIS_HASH = "0" * 64
 
 SCHEMA = Schema(
     component="incidents",
-    version=1,
+    version=2,
     statements=(
         """CREATE TABLE IF NOT EXISTS alerts (
             id TEXT PRIMARY KEY, tenant TEXT NOT NULL, ts INTEGER NOT NULL, rule_id TEXT NOT NULL,
@@ -90,11 +97,33 @@ SCHEMA = Schema(
             SELECT RAISE(ABORT, 'the audit trail is append-only: entries cannot be deleted');
         END""",
     ),
+    migrations={
+        # 2: lifecycle times and regulatory clocks on incidents; comments, state history, suppressions.
+        2: (
+            "ALTER TABLE incidents ADD COLUMN responded INTEGER",
+            "ALTER TABLE incidents ADD COLUMN resolved INTEGER",
+            "ALTER TABLE incidents ADD COLUMN reported INTEGER",
+            "ALTER TABLE incidents ADD COLUMN clocks_met TEXT NOT NULL DEFAULT '{}'",
+            """CREATE TABLE IF NOT EXISTS incident_comments (
+                id TEXT PRIMARY KEY, incident_id TEXT NOT NULL, tenant TEXT NOT NULL, author TEXT NOT NULL,
+                text TEXT NOT NULL, created INTEGER NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS incident_comments_incident ON incident_comments (incident_id, created)",
+            """CREATE TABLE IF NOT EXISTS incident_states (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL, tenant TEXT NOT NULL,
+                from_state TEXT NOT NULL, to_state TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL,
+                at INTEGER NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS incident_states_incident ON incident_states (incident_id, seq)",
+            """CREATE TABLE IF NOT EXISTS suppressions (
+                id TEXT PRIMARY KEY, tenant TEXT NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL,
+                created INTEGER NOT NULL, expires INTEGER, rule_id TEXT, entity TEXT NOT NULL)""",
+        ),
+    },
 )
 
 _ALERT_COLUMNS = "id, tenant, ts, rule_id, kind, severity, doc"
 _INCIDENT_COLUMNS = ("id", "tenant", "title", "severity", "state", "rule_id", "entity", "first_seen",
-                     "last_seen", "alert_count", "created", "updated", "tags", "assignee", "asset_id")
+                     "last_seen", "alert_count", "created", "updated", "tags", "assignee", "asset_id",
+                     "responded", "resolved", "reported", "clocks_met")
 _AUDIT_COLUMNS = "seq, ts, actor, tenant, action, object_type, object_id, details, prev_hash, hash"
 
 _INCIDENT_SELECT = f"SELECT {', '.join(_INCIDENT_COLUMNS)} FROM incidents"
@@ -147,17 +176,59 @@ def _incident_row(incident: Incident) -> tuple[Any, ...]:
     return (incident.id, incident.tenant, incident.title, int(incident.severity), incident.state.value,
             incident.rule_id, canonical_json(dict(incident.entity)), to_us(incident.first_seen, what),
             to_us(incident.last_seen, what), incident.alert_count, to_us(incident.created, what),
-            to_us(incident.updated, what), json_list(incident.tags), incident.assignee, incident.asset_id)
+            to_us(incident.updated, what), json_list(incident.tags), incident.assignee, incident.asset_id,
+            _optional_us(incident.responded, what), _optional_us(incident.resolved, what),
+            _optional_us(incident.reported, what),
+            canonical_json({k: to_us(v, what) for k, v in incident.clocks_met.items()}))
+
+
+def _optional_us(ts: datetime | None, what: str) -> int | None:
+    return None if ts is None else to_us(ts, what)
+
+
+def _optional_time(us: int | None) -> datetime | None:
+    return None if us is None else from_us(us)
 
 
 def _incident(row: tuple[Any, ...]) -> Incident:
     (id_, tenant, title, severity, state, rule_id, entity, first_seen, last_seen, alert_count, created,
-     updated, tags, assignee, asset_id) = row
+     updated, tags, assignee, asset_id, responded, resolved, reported, clocks_met) = row
     return Incident(id=id_, tenant=tenant, title=title, severity=Severity(severity),
                     state=IncidentState(state), rule_id=rule_id, entity=json.loads(entity),
                     first_seen=from_us(first_seen), last_seen=from_us(last_seen), alert_count=alert_count,
                     created=from_us(created), updated=from_us(updated), tags=tuple(json.loads(tags)),
-                    assignee=assignee, asset_id=asset_id)
+                    assignee=assignee, asset_id=asset_id, responded=_optional_time(responded),
+                    resolved=_optional_time(resolved), reported=_optional_time(reported),
+                    clocks_met={k: from_us(v) for k, v in json.loads(clocks_met).items()})
+
+
+_COMMENT_COLUMNS = "id, incident_id, tenant, author, text, created"
+_STATE_COLUMNS = "incident_id, tenant, from_state, to_state, actor, reason, at"
+_SUPPRESSION_COLUMNS = "id, tenant, reason, created_by, created, expires, rule_id, entity"
+
+
+def _comment(row: tuple[Any, ...]) -> IncidentComment:
+    id_, incident_id, tenant, author, text, created = row
+    return IncidentComment(id=id_, incident_id=incident_id, tenant=tenant, author=author, text=text,
+                           created=from_us(created))
+
+
+def _state_change(row: tuple[Any, ...]) -> StateChange:
+    incident_id, tenant, from_state, to_state, actor, reason, at = row
+    return StateChange(incident_id=incident_id, tenant=tenant, from_state=IncidentState(from_state),
+                       to_state=IncidentState(to_state), actor=actor, reason=reason, at=from_us(at))
+
+
+def _suppression_row(s: Suppression) -> tuple[Any, ...]:
+    what = f"suppression {s.id}"
+    return (s.id, s.tenant, s.reason, s.created_by, to_us(s.created, what), _optional_us(s.expires, what),
+            s.rule_id, canonical_json(dict(s.entity)))
+
+
+def _suppression(row: tuple[Any, ...]) -> Suppression:
+    id_, tenant, reason, created_by, created, expires, rule_id, entity = row
+    return Suppression(id=id_, tenant=tenant, reason=reason, created_by=created_by, created=from_us(created),
+                       expires=_optional_time(expires), rule_id=rule_id, entity=json.loads(entity))
 
 
 def _audit_record(row: tuple[Any, ...]) -> AuditRecord:
@@ -259,10 +330,20 @@ class SqliteIncidentStore:
                               "ORDER BY last_seen DESC, id DESC LIMIT 1", where.params)
         return _incident(rows[0]) if rows else None
 
-    def save_incident(self, incident: Incident, alert_ids: Sequence[str]) -> None:
-        """Upsert the incident and link `alert_ids` to it (links are kept, never removed)."""
+    def save_incident(self, incident: Incident, alert_ids: Sequence[str], *,
+                      expected_updated: datetime | None = None) -> None:
+        """Upsert the incident and link `alert_ids` to it (links are kept, never removed).
+
+        `expected_updated` is checked under the write lock (`BEGIN IMMEDIATE`), so no other
+        writer can slip in between the check and the write.
+        """
         row = _incident_row(incident)
+        expected = None if expected_updated is None else to_us(expected_updated, "expected_updated")
         with self._db.transaction(f"save incident {incident.id}") as conn:
+            if expected is not None:
+                stored = conn.execute("SELECT updated FROM incidents WHERE id = ?", (incident.id,)).fetchone()
+                if stored is None or stored[0] != expected:
+                    raise IncidentConflict(f"incident {incident.id} changed since it was read")
             conn.execute(_UPSERT_INCIDENT, row)
             conn.executemany("INSERT INTO incident_alerts (incident_id, alert_id) VALUES (?, ?) "
                              "ON CONFLICT DO NOTHING", [(incident.id, alert_id) for alert_id in alert_ids])
@@ -286,6 +367,58 @@ class SqliteIncidentStore:
         rows = self._db.query("count incidents", f"SELECT count(*) FROM incidents WHERE {where.sql}",
                               where.params)
         return int(rows[0][0])
+
+    def add_comment(self, comment: IncidentComment) -> None:
+        """Store a comment; a comment id already stored keeps its first text."""
+        row = (comment.id, comment.incident_id, comment.tenant, comment.author, comment.text,
+               to_us(comment.created, f"comment {comment.id}"))
+        with self._db.transaction(f"comment on incident {comment.incident_id}") as conn:
+            conn.execute(f"INSERT INTO incident_comments ({_COMMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                         "ON CONFLICT (id) DO NOTHING", row)
+
+    def comments(self, scope: TenantScope, incident_id: str, limit: int = 100) -> list[IncidentComment]:
+        """Newest first."""
+        where = scoped(scope)
+        where.add("incident_id = ?", incident_id)
+        limit, _ = page(limit, 0)
+        rows = self._db.query("read comments", f"SELECT {_COMMENT_COLUMNS} FROM incident_comments "
+                              f"WHERE {where.sql} ORDER BY created DESC, id DESC LIMIT ?", [*where.params, limit])
+        return [_comment(row) for row in rows]
+
+    def record_state_change(self, change: StateChange) -> None:
+        """Append one step to the incident's state history (kept in the order recorded)."""
+        row = (change.incident_id, change.tenant, change.from_state.value, change.to_state.value, change.actor,
+               change.reason, to_us(change.at, f"state change of {change.incident_id}"))
+        with self._db.transaction(f"record a state change of {change.incident_id}") as conn:
+            conn.execute(f"INSERT INTO incident_states ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+
+    def state_history(self, scope: TenantScope, incident_id: str, limit: int = 100) -> list[StateChange]:
+        """Newest first."""
+        where = scoped(scope)
+        where.add("incident_id = ?", incident_id)
+        limit, _ = page(limit, 0)
+        rows = self._db.query("read state history", f"SELECT {_STATE_COLUMNS} FROM incident_states "
+                              f"WHERE {where.sql} ORDER BY seq DESC LIMIT ?", [*where.params, limit])
+        return [_state_change(row) for row in rows]
+
+    def save_suppression(self, suppression: Suppression) -> None:
+        """Upsert by id (changing the expiry of an exception is saving it again)."""
+        columns = _SUPPRESSION_COLUMNS.split(", ")
+        update = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        with self._db.transaction(f"save suppression {suppression.id}") as conn:
+            conn.execute(f"INSERT INTO suppressions ({_SUPPRESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                         f"ON CONFLICT (id) DO UPDATE SET {update}", _suppression_row(suppression))
+
+    def suppressions(self, scope: TenantScope, active_at: datetime | None = None,
+                     limit: int = 1000) -> list[Suppression]:
+        """Newest first; only those not expired at `active_at` when it is given."""
+        where = scoped(scope)
+        if active_at is not None:
+            where.add("(expires IS NULL OR expires > ?)", to_us(active_at, "active_at"))
+        limit, _ = page(limit, 0)
+        rows = self._db.query("read suppressions", f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions "
+                              f"WHERE {where.sql} ORDER BY created DESC, id DESC LIMIT ?", [*where.params, limit])
+        return [_suppression(row) for row in rows]
 
     def append_audit(self, *, actor: str, tenant: str, action: str, object_type: str, object_id: str,
                      details: Mapping[str, Any]) -> AuditRecord:

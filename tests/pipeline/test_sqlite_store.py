@@ -143,7 +143,7 @@ def test_reopen_keeps_data_and_schema(tmp_path: Path) -> None:
         events.close()
         incidents.close()
     assert sorted(raw_rows(path, "SELECT component, version FROM schema_version")) == [("events", 1),
-                                                                                         ("incidents", 1)]
+                                                                                         ("incidents", 2)]
     assert raw_rows(path, "PRAGMA journal_mode") == [("wal",)]
 
 

@@ -14,8 +14,20 @@ import pytest
 
 from config.tenants import TenantScope
 from pipeline.errors import StoreError
-from pipeline.records import Alert, AuditRecord, DetectionKind, Incident, IncidentState, Severity, to_iso
-from pipeline.store.base import AlertQuery, IncidentQuery, IncidentStore
+from pipeline.records import (
+    Alert,
+    AuditRecord,
+    DetectionKind,
+    Incident,
+    IncidentComment,
+    IncidentState,
+    Severity,
+    StateChange,
+    Suppression,
+    to_iso,
+)
+from pipeline.store.base import AlertQuery, IncidentConflict, IncidentQuery, IncidentStore
+from pipeline.store.registry import open_incident_store
 
 if TYPE_CHECKING:
     from tests.pipeline.contracts.conftest import StoreHarness
@@ -275,3 +287,112 @@ def test_concurrent_appends_chain(incident_store: IncidentStore) -> None:
     check = incident_store.verify_audit()
     assert (check.ok, check.entries) == (True, 100)
     assert sorted(r.seq for r in incident_store.audit_trail(EVERYTHING, limit=1000)) == list(range(1, 101))
+
+
+# --- lifecycle: times on incidents, comments, state history, suppressions -------------------
+
+def test_lifecycle_fields_round_trip(incident_store: IncidentStore) -> None:
+    worked = dataclasses.replace(
+        make_incident("a"), state=IncidentState.RESOLVED, responded=T0 + timedelta(minutes=1),
+        resolved=T0 + timedelta(hours=2), reported=T0 + timedelta(seconds=30),
+        clocks_met={"initial-report": T0 + timedelta(hours=1), "acknowledge-report": T0 + timedelta(minutes=1)})
+    incident_store.save_incident(worked, [])
+    assert incident_store.incident(PROVINCE_A, "inc-a") == worked
+    plain = make_incident("b")
+    incident_store.save_incident(plain, [])
+    stored = incident_store.incident(PROVINCE_A, "inc-b")
+    assert stored == plain and stored is not None
+    assert (stored.responded, stored.resolved, stored.reported, dict(stored.clocks_met)) == (None, None, None, {})
+
+
+def make_comment(n: int, *, incident_id: str = "inc-a", tenant: str = "province-a") -> IncidentComment:
+    return IncidentComment(id=f"c-{incident_id}-{n}", incident_id=incident_id, tenant=tenant, author=f"analyst-{n}",
+                           text=f"Ghi chú {n}", created=T0 + timedelta(minutes=n))
+
+
+def test_comments_are_kept_newest_first_and_in_scope(incident_store: IncidentStore) -> None:
+    first, second = make_comment(1), make_comment(2)
+    other = make_comment(3, incident_id="inc-b", tenant="province-b")
+    for comment in (first, second, other, dataclasses.replace(first, text="changed")):
+        incident_store.add_comment(comment)
+    assert incident_store.comments(PROVINCE_A, "inc-a") == [second, first]  # the first text of an id stays
+    assert incident_store.comments(PROVINCE_A, "inc-a", limit=1) == [second]
+    assert incident_store.comments(PROVINCE_A, "inc-b") == []
+    assert incident_store.comments(PROVINCE_B, "inc-a") == []
+    assert incident_store.comments(EVERYTHING, "inc-b") == [other]
+
+
+def test_state_history_newest_first_and_in_scope(incident_store: IncidentStore) -> None:
+    steps = [StateChange(incident_id="inc-a", tenant="commune-a1", from_state=a, to_state=b, actor="analyst-1",
+                         reason="", at=T0 + timedelta(minutes=n))
+             for n, (a, b) in enumerate([(IncidentState.NEW, IncidentState.TRIAGE),
+                                         (IncidentState.TRIAGE, IncidentState.FALSE_POSITIVE),
+                                         (IncidentState.FALSE_POSITIVE, IncidentState.TRIAGE)])]
+    for step in steps:
+        incident_store.record_state_change(step)
+    assert incident_store.state_history(PROVINCE_A, "inc-a") == steps[::-1]
+    assert incident_store.state_history(COMMUNE_A1, "inc-a", limit=2) == steps[:0:-1]
+    assert incident_store.state_history(PROVINCE_B, "inc-a") == []
+
+
+def make_suppression(name: str, *, tenant: str = "province-a", expires_minute: int | None = None) -> Suppression:
+    return Suppression(id=f"sup-{name}", tenant=tenant, reason=f"máy quét {name}", created_by="analyst-1",
+                       created=T0, rule_id="port-scan", entity={"source.ip": "10.0.0.5"},
+                       expires=None if expires_minute is None else T0 + timedelta(minutes=expires_minute))
+
+
+def test_suppressions_upsert_expire_and_stay_in_scope(incident_store: IncidentStore) -> None:
+    forever, brief = make_suppression("forever"), make_suppression("brief", expires_minute=10)
+    sibling = make_suppression("sibling", tenant="province-b")
+    for suppression in (forever, brief, sibling):
+        incident_store.save_suppression(suppression)
+    assert {s.id for s in incident_store.suppressions(PROVINCE_A)} == {"sup-forever", "sup-brief"}
+    assert incident_store.suppressions(PROVINCE_A, active_at=T0 + timedelta(minutes=10)) == [forever]
+    assert incident_store.suppressions(PROVINCE_B) == [sibling]
+    extended = dataclasses.replace(brief, expires=T0 + timedelta(days=1), reason="gia hạn")
+    incident_store.save_suppression(extended)
+    assert extended in incident_store.suppressions(PROVINCE_A, active_at=T0 + timedelta(minutes=10))
+    assert len(incident_store.suppressions(EVERYTHING)) == 3
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_data(harness: StoreHarness) -> None:
+    """SQLite only: a file written by the first schema opens, gains the new tables, keeps its rows."""
+    import sqlite3
+
+    from pipeline.store.sqlite_incidents import SCHEMA
+
+    path = getattr(harness, "path", None)
+    if path is None:
+        pytest.skip("the migration is SQLite's")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    for statement in SCHEMA.statements:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES ('incidents', 1)")
+    conn.execute("INSERT INTO incidents VALUES ('inc-old', 'province-a', 't', 3, 'new', 'r', '{}', 0, 0, 1, 0, 0, "
+                 "'[]', NULL, NULL)")
+    conn.close()
+    store = open_incident_store(harness.url)
+    try:
+        old = store.incident(EVERYTHING, "inc-old")
+        assert old is not None and (old.responded, dict(old.clocks_met)) == (None, {})
+        store.add_comment(make_comment(1, incident_id="inc-old"))
+        assert len(store.comments(EVERYTHING, "inc-old")) == 1
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version WHERE component = 'incidents'").fetchone() == (2,)
+    conn.close()
+
+
+def test_save_incident_compare_and_set(incident_store: IncidentStore) -> None:
+    incident = make_incident("a")
+    with pytest.raises(IncidentConflict, match="inc-a"):  # nothing stored yet to compare with
+        incident_store.save_incident(incident, [], expected_updated=incident.updated)
+    incident_store.save_incident(incident, [])
+    triaged = dataclasses.replace(incident, state=IncidentState.TRIAGE, updated=T0 + timedelta(minutes=1))
+    incident_store.save_incident(triaged, [], expected_updated=incident.updated)
+    stale = dataclasses.replace(incident, alert_count=2, updated=T0 + timedelta(minutes=2))
+    with pytest.raises(IncidentConflict):
+        incident_store.save_incident(stale, [], expected_updated=incident.updated)
+    assert incident_store.incident(EVERYTHING, "inc-a") == triaged
