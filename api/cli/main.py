@@ -11,8 +11,10 @@ import typer
 
 from api.cli.audit import audit_app
 from api.cli.common import configure_logging
+from api.cli.detect import detect
 from api.cli.records import alerts_app, incidents_app
 from api.cli.replay import replay
+from api.cli.rules import rules_app
 from api.cli.up import up
 
 app = typer.Typer(
@@ -31,6 +33,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
 
 app.command()(up)
 app.command()(replay)
+app.command()(detect)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(audit_app, name="audit")
+app.add_typer(rules_app, name="rules")

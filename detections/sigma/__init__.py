@@ -3,7 +3,10 @@
 Modules, in flow order:
 - errors: `RuleError`, the one error of this stage (a rule is skipped, never the rule set).
 - load: rule files -> `RuleSet` plus every `RuleError`, via pySigma (`load_rules`).
-- logsources: a rule's Sigma log source -> the events it looks at (`EventScope`), the prefilter.
+- logsources: a rule's Sigma log source -> the events it looks at (`LogSource`, `EventScope`), the
+  prefilter; Windows categories to Sysmon and Security event ids.
+- fields: a Sigma field name -> where it is in our events (`FieldMap`; `winlog.event_data.<Name>`
+  for Windows, ECS names otherwise).
 - compile: a rule's detection -> a predicate over one event (`compile_detection`).
 - match: `SigmaEngine`, every rule on every event, feeding correlations, returning alerts.
 - correlate: streaming correlations (event_count, value_count, temporal, temporal_ordered).
@@ -12,8 +15,9 @@ Modules, in flow order:
 from detections.sigma.compile import CompiledRule, Predicate, RuleInfo, compile_detection
 from detections.sigma.correlate import CorrelationKind, CorrelationSpec, Correlator, Hit
 from detections.sigma.errors import RuleError
+from detections.sigma.fields import FieldMap, windows_fields
 from detections.sigma.load import RuleSet, builtin_rules_dir, load_rules
-from detections.sigma.logsources import LOG_SOURCES, EventScope, scope_for
+from detections.sigma.logsources import LOG_SOURCES, EventScope, LogSource, scope_for, sources_for
 from detections.sigma.match import SigmaEngine
 
 __all__ = [
@@ -23,7 +27,9 @@ __all__ = [
     "CorrelationSpec",
     "Correlator",
     "EventScope",
+    "FieldMap",
     "Hit",
+    "LogSource",
     "Predicate",
     "RuleError",
     "RuleInfo",
@@ -33,4 +39,6 @@ __all__ = [
     "compile_detection",
     "load_rules",
     "scope_for",
+    "sources_for",
+    "windows_fields",
 ]

@@ -6,7 +6,9 @@ already applied into typed values (`SigmaString` parts and wildcards, `SigmaRegu
 every alert of the rule repeats.
 
 Semantics, per value type:
-- Fields are dotted ECS names read from the nested document as `records.get_path` reads them; a
+- Fields are read as the rule's `FieldMap` (fields.py) reads them: as written (dotted ECS names,
+  read from the nested document as `records.lookup` reads them) or, for Windows log sources,
+  from EventData, UserData, then ECS, the first present (`Data`: the EventData as a whole). A
   list value matches when any element matches. A missing or null field matches nothing except
   `null` and `|exists: false`.
 - Strings compare case-insensitively (`str.lower`) unless `|cased`; `*` and `?` are wildcards and
@@ -70,9 +72,10 @@ from sigma.types import (
 
 from config.errors import SourceLocation
 from detections.sigma.errors import RuleError
+from detections.sigma.fields import ECS_FIELDS, FieldMap, Reader, path_reader
 from detections.sigma.logsources import EventScope
 from pipeline import ecs
-from pipeline.records import MISSING, Event, Severity, lookup
+from pipeline.records import MISSING, Event, Severity
 
 Predicate = Callable[[Event], bool]
 ValueTest = Callable[[Any], bool]  # one scalar field value -> matches?
@@ -126,14 +129,16 @@ def rule_key(rule: SigmaRuleBase) -> str:
     return rule.name or rule.title
 
 
-def compile_detection(rule: SigmaRule) -> Predicate:
+def compile_detection(rule: SigmaRule, fields: FieldMap = ECS_FIELDS) -> Predicate:
     """One predicate for the rule's detection; several conditions are OR-ed, as Sigma says.
 
-    Raises `RuleError` for a broken condition or a value type that is not supported.
+    `fields` says where each of the rule's field names is read in an event (the log source's map;
+    names as written by default). Raises `RuleError` for a broken condition or a value type that
+    is not supported.
     """
     trees = [_parse_condition(condition) for condition in rule.detection.parsed_condition]
     try:
-        return _any_of([_compile_node(tree) for tree in trees])
+        return _any_of([_compile_node(tree, fields) for tree in trees])
     except _ValueRejected as e:
         raise RuleError(e.reason, SourceLocation(field=_key_of(rule, e.value))) from e
     except RecursionError as e:
@@ -184,16 +189,16 @@ def sigma_reason(error: SigmaError) -> str:
 
 # --- the condition tree ---------------------------------------------------------------------------
 
-def _compile_node(node: Any) -> Predicate:
+def _compile_node(node: Any, fields: FieldMap) -> Predicate:
     if isinstance(node, ConditionAND):
-        return _all_of([_compile_node(arg) for arg in node.args])
+        return _all_of([_compile_node(arg, fields) for arg in node.args])
     if isinstance(node, ConditionOR):
-        return _compile_or(node.args)
+        return _compile_or(node.args, fields)
     if isinstance(node, ConditionNOT):
-        inner = _compile_node(node.args[0])
+        inner = _compile_node(node.args[0], fields)
         return lambda event: not inner(event)
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _compile_field(node.field, node.value)
+        return _compile_field(node.field, node.value, fields)
     if isinstance(node, ConditionValueExpression):
         return _keywords_predicate([node.value])
     if node is None:
@@ -202,7 +207,7 @@ def _compile_node(node: Any) -> Predicate:
                     SourceLocation(field="condition"))
 
 
-def _compile_or(args: Sequence[Any]) -> Predicate:
+def _compile_or(args: Sequence[Any], fields: FieldMap) -> Predicate:
     """OR, reading each field once: a value list (`f: [a, b, ...]`) or a keyword list becomes one
     lookup and one conversion to text, then a test per value. OR has no order to keep."""
     by_field: dict[str, list[SigmaType]] = {}
@@ -214,8 +219,8 @@ def _compile_or(args: Sequence[Any]) -> Predicate:
         elif isinstance(arg, ConditionValueExpression):
             keywords.append(arg.value)
         else:
-            others.append(_compile_node(arg))
-    grouped = [_field_predicate(field, _value_test(values)) for field, values in by_field.items()]
+            others.append(_compile_node(arg, fields))
+    grouped = [_field_predicate(fields.reader(field), _value_test(values)) for field, values in by_field.items()]
     if keywords:
         grouped.append(_keywords_predicate(keywords))
     return _any_of(grouped + others)
@@ -237,15 +242,13 @@ def _any_of(predicates: Sequence[Predicate]) -> Predicate:
 
 # --- field lookup ---------------------------------------------------------------------------------
 
-
-
 def _is_absent(value: Any) -> bool:
     return value is None or value is MISSING
 
 
-def _field_predicate(field: str, test: ValueTest) -> Predicate:
+def _field_predicate(read: Reader, test: ValueTest) -> Predicate:
     def predicate(event: Event) -> bool:
-        value = lookup(event.doc, field)
+        value = read(event.doc)
         if isinstance(value, list):
             return any(test(item) for item in value)
         return value is not None and value is not MISSING and test(value)
@@ -255,17 +258,18 @@ def _field_predicate(field: str, test: ValueTest) -> Predicate:
 
 # --- one field = one value ------------------------------------------------------------------------
 
-def _compile_field(field: str, value: SigmaType) -> Predicate:
+def _compile_field(field: str, value: SigmaType, fields: FieldMap) -> Predicate:
     if isinstance(value, SigmaExpansion):  # base64offset, windash: the variants are OR-ed
-        return _any_of([_compile_field(field, item) for item in value.values])
+        return _any_of([_compile_field(field, item, fields) for item in value.values])
+    read = fields.reader(field)
     if isinstance(value, SigmaNull):
-        return lambda event: _is_absent(lookup(event.doc, field))
+        return lambda event: _is_absent(read(event.doc))
     if isinstance(value, SigmaExists):
         wanted = bool(value.exists)
-        return lambda event: (lookup(event.doc, field) is not MISSING) is wanted
+        return lambda event: (read(event.doc) is not MISSING) is wanted
     if isinstance(value, SigmaFieldReference):
-        return _fieldref_predicate(field, value)
-    return _field_predicate(field, _value_test([value]))
+        return _fieldref_predicate(read, fields.reader(value.field), value)
+    return _field_predicate(read, _value_test([value]))
 
 
 def _is_per_value(value: SigmaType) -> bool:
@@ -575,12 +579,12 @@ def _texts(value: Any) -> list[str]:
     return [text.lower() for text in map(_as_text, items) if text is not None]
 
 
-def _fieldref_predicate(field: str, ref: SigmaFieldReference) -> Predicate:
-    compare, other = _REF_COMPARE[(ref.starts_with, ref.ends_with)], ref.field
+def _fieldref_predicate(read: Reader, read_other: Reader, ref: SigmaFieldReference) -> Predicate:
+    compare = _REF_COMPARE[(ref.starts_with, ref.ends_with)]
 
     def predicate(event: Event) -> bool:
-        lefts = _texts(lookup(event.doc, field))
-        rights = _texts(lookup(event.doc, other)) if lefts else []
+        lefts = _texts(read(event.doc))
+        rights = _texts(read_other(event.doc)) if lefts else []
         return any(compare(left, right) for left in lefts for right in rights)
 
     return predicate
@@ -588,7 +592,7 @@ def _fieldref_predicate(field: str, ref: SigmaFieldReference) -> Predicate:
 
 def _keywords_predicate(values: Sequence[SigmaType]) -> Predicate:
     test = _value_test([_as_keyword(value) for value in _flatten(values)])
-    return _any_of([_field_predicate(field, test) for field in KEYWORD_FIELDS])
+    return _any_of([_field_predicate(path_reader((field,)), test) for field in KEYWORD_FIELDS])
 
 
 def _as_keyword(value: SigmaType) -> SigmaType:

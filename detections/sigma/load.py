@@ -4,15 +4,19 @@ Stage: the first of detections/sigma. In: files and directories (searched recurs
 and `*.yaml`). Out: `(RuleSet, [RuleError])`.
 
 Steps: read (at most 1 MiB of UTF-8) -> YAML documents (safe loader; duplicate keys and aliases
-refused at their line) -> one pySigma rule per document -> unique ids and names -> per rule, its
-compiled predicate and log source scope -> correlation references resolved across all files by
-pySigma (`SigmaCollection`, `resolve_rule_references`) -> compiled correlations.
+refused at their line) -> one pySigma rule per document -> unique ids and names -> per rule and
+per kind of event its log source covers (logsources.py), a `CompiledRule`: that kind's scope and
+the predicate compiled with its field map (fields.py) -> correlation references resolved across
+all files by pySigma (`SigmaCollection`, `resolve_rule_references`) -> compiled correlations.
 
 Invariants:
 - Nothing raises for bad input. A bad file, document or rule becomes one `RuleError` naming the
   file, the line when known (from the YAML node marks: pySigma's own locations carry no line) and
   the reason; the rest still load. A correlation whose referenced rule failed fails too.
 - Deterministic: files are read in sorted path order and rules keep their order in the file.
+- A rule whose log source covers several kinds of event (process_creation: Sysmon 1 and Security
+  4688) is several `CompiledRule`s with one `RuleInfo`; their scopes are disjoint, so it still
+  fires at most once per event. `RuleSet.rule_ids` counts rules, not compiled forms.
 - Sigma's `generate`: a rule referenced by correlations raises alerts of its own only when one of
   them says `generate: true`.
 """
@@ -39,7 +43,7 @@ from config.errors import SourceLocation
 from detections.sigma.compile import CompiledRule, RuleInfo, compile_detection, rule_key, sigma_reason
 from detections.sigma.correlate import CorrelationSpec, compile_correlation
 from detections.sigma.errors import RuleError
-from detections.sigma.logsources import scope_for
+from detections.sigma.logsources import sources_for
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +61,11 @@ class RuleSet:
 
     def __len__(self) -> int:
         return len(self.rules) + len(self.correlations)
+
+    @property
+    def rule_ids(self) -> frozenset[str]:
+        """The ids of the rules and correlations loaded (a rule compiled per event kind counts once)."""
+        return frozenset(r.info.rule_id for r in self.rules) | {c.info.rule_id for c in self.correlations}
 
 
 def builtin_rules_dir() -> Path:
@@ -223,29 +232,35 @@ def _unique(parsed: list[_Parsed], errors: list[RuleError]) -> list[_Parsed]:
     return kept
 
 
-def _compile_rules(parsed: list[_Parsed], errors: list[RuleError]) -> dict[int, CompiledRule]:
-    """id(SigmaRule) -> its compiled form, for every single-event rule that can run."""
-    compiled: dict[int, CompiledRule] = {}
+def _compile_rules(parsed: list[_Parsed], errors: list[RuleError]) -> dict[int, tuple[CompiledRule, ...]]:
+    """id(SigmaRule) -> its compiled forms (one per kind of event), for every rule that can run.
+
+    The detection is compiled before the log source is checked, so a rule with both problems is
+    reported for its detection (a mapping may come later; the detection is wrong either way).
+    """
+    compiled: dict[int, tuple[CompiledRule, ...]] = {}
     for item in parsed:
         rule = item.rule
         if not isinstance(rule, SigmaRule):
             continue
+        logsource = rule.logsource
+        sources = sources_for(logsource.category, logsource.product, logsource.service)
         try:
-            predicate = compile_detection(rule)
+            predicates = [compile_detection(rule, source.fields) for source in sources] or [compile_detection(rule)]
         except RuleError as e:
             field = e.location.field if e.location else None
             errors.append(RuleError(e.reason, _for_field(item.path, item.node, field)))
             continue
-        logsource = rule.logsource
-        scope = scope_for(logsource.category, logsource.product, logsource.service)
-        if scope is None:
+        if not sources:
             described = ", ".join(f"{k}={v}" for k, v in (("category", logsource.category),
                                                           ("product", logsource.product),
                                                           ("service", logsource.service)) if v)
             errors.append(RuleError(f"no log source mapping for {described}",
                                     _at(item.path, item.node, ("logsource",))))
             continue
-        compiled[id(rule)] = CompiledRule(RuleInfo.of(rule, str(item.path)), scope, predicate)
+        info = RuleInfo.of(rule, str(item.path))
+        compiled[id(rule)] = tuple(CompiledRule(info, source.scope, predicate)
+                                   for source, predicate in zip(sources, predicates, strict=True))
     return compiled
 
 
@@ -260,7 +275,8 @@ class _Pending:
     targets: list[Any]
 
 
-def _compile_correlations(parsed: list[_Parsed], rules: dict[int, CompiledRule], errors: list[RuleError],
+def _compile_correlations(parsed: list[_Parsed], rules: dict[int, tuple[CompiledRule, ...]],
+                          errors: list[RuleError],
                           broken: set[str]) -> list[tuple[SigmaCorrelationRule, CorrelationSpec]]:
     """Compiled correlations in dependency order (a referenced correlation comes first).
 
@@ -326,7 +342,7 @@ def _compile_correlation(waiting: _Pending, collection: SigmaCollection, ok: set
         raise RuleError(e.reason, _at(path, node, tuple(field.split(".")))) from e
 
 
-def _assemble(rules: dict[int, CompiledRule],
+def _assemble(rules: dict[int, tuple[CompiledRule, ...]],
               correlations: list[tuple[SigmaCorrelationRule, CorrelationSpec]]) -> RuleSet:
     """The rule set, each rule told whether it raises alerts of its own (Sigma's `generate`)."""
     generate: dict[str, list[bool]] = {}
@@ -338,7 +354,8 @@ def _assemble(rules: dict[int, CompiledRule],
         return any(generate.get(rule_id, [True]))
 
     return RuleSet(
-        rules=tuple(dataclasses.replace(r, emits_alerts=emits(r.info.rule_id)) for r in rules.values()),
+        rules=tuple(dataclasses.replace(r, emits_alerts=emits(r.info.rule_id))
+                    for forms in rules.values() for r in forms),
         correlations=tuple(dataclasses.replace(spec, emits_alerts=emits(spec.info.rule_id))
                            for _, spec in correlations),
     )
