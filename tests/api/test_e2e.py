@@ -100,3 +100,15 @@ def test_the_cli_lists_the_demo_incident(demo: tuple[str, Path]) -> None:
                          capture_output=True, text=True, timeout=60, check=True).stdout
     incidents = json.loads(out)["incidents"]
     assert any(i["tenant"] == "hanoi" and i["entity"].get("source.address") == "203.0.113.77" for i in incidents)
+
+
+def test_the_phishing_chain_at_the_ministry_is_its_own(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    users = credentials(data)
+    body: Any = get(base, "/api/v1/incidents", users["analyst-btc"]["token"]).json()
+    titles = {i["title"].split(" (")[0] for i in body["incidents"]}
+    assert {"Office Application Starts a Script Interpreter", "PowerShell Download Cradle",
+            "LSASS Memory Dump From the Command Line"} <= titles
+    assert all(i["tenant"] == "btc" for i in body["incidents"])
+    hanoi: Any = get(base, "/api/v1/incidents", users["analyst-hanoi"]["token"]).json()
+    assert not {i["id"] for i in body["incidents"]} & {i["id"] for i in hanoi["incidents"]}
