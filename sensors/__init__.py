@@ -4,5 +4,10 @@ Modules, in flow order:
 - parsers/: one module per log format (`syslog`, `auth`), text in, ECS documents out.
 - files: read log files into events with their offsets; bad lines become dead letters.
 - windows: read .evtx files and Windows event JSON (one document, several, or one per line).
+- tail: follow files across rotation (rename, copytruncate, gzip) with checkpoints.
+- syslog_server: RFC 3164/5424 over UDP and TCP (octet counting and newline framing).
+- spool: the sensor's bounded, CRC-checked disk spool; nothing leaves it before the bus acknowledged.
+- shipper: drains the spool to a Bus, advancing the acked cursor only after publish returned.
+- agent: one sensor process (inputs -> parse -> spool -> shipper, heartbeats); `govsoc sensor run`.
 - formats: `read_any`, which picks the reader for a file (EVTX, Windows JSON, text logs) or a folder.
 """

@@ -15,6 +15,7 @@ from api.cli.detect import detect
 from api.cli.records import alerts_app, incidents_app
 from api.cli.replay import replay
 from api.cli.rules import rules_app
+from api.cli.sensor import sensor_app
 from api.cli.up import up
 
 app = typer.Typer(
@@ -38,3 +39,4 @@ app.add_typer(incidents_app, name="incidents")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
+app.add_typer(sensor_app, name="sensor")
