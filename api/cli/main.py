@@ -12,6 +12,7 @@ import typer
 from api.cli.audit import audit_app
 from api.cli.common import configure_logging
 from api.cli.detect import detect
+from api.cli.ml import ml_app
 from api.cli.records import alerts_app, incidents_app
 from api.cli.replay import replay
 from api.cli.rules import rules_app
@@ -40,3 +41,4 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
 app.add_typer(sensor_app, name="sensor")
+app.add_typer(ml_app, name="ml")

@@ -1,0 +1,164 @@
+"""Window features on hand-checked windows, the window lifecycle, and fuzzed field values."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from detections.ml.features import (
+    FEATURE_NAMES,
+    EntityKind,
+    FeatureRow,
+    WindowFeaturizer,
+    kinds_of,
+    shannon_entropy,
+    split_domain,
+)
+from tests.detections.ml.factory import DAY1, WINDOW, auth, dns, flow, make
+
+
+def rows_of(events: list[Any], **kwargs: Any) -> list[FeatureRow]:
+    featurizer = WindowFeaturizer(window=WINDOW, **kwargs)
+    return featurizer.add(events) + featurizer.flush()
+
+
+def named(row: FeatureRow) -> dict[str, float]:
+    return dict(zip(FEATURE_NAMES[row.kind], row.values, strict=True))
+
+
+def only(rows: list[FeatureRow], kind: EntityKind) -> FeatureRow:
+    [row] = [r for r in rows if r.kind is kind]
+    return row
+
+
+def test_feature_names_are_unique_per_kind_and_cover_every_kind() -> None:
+    assert set(FEATURE_NAMES) == set(EntityKind)
+    for names in FEATURE_NAMES.values():
+        assert len(set(names)) == len(names)
+
+
+def test_auth_window_counts_failures_users_and_success_after_failure() -> None:
+    at = DAY1 + timedelta(hours=9)
+    events = [auth(at, 0, "10.0.2.1", "alice", "failure"), auth(at + timedelta(seconds=5), 1, "10.0.2.1", "alice",
+              "failure"), auth(at + timedelta(seconds=9), 2, "10.0.2.1", "alice", "success"),
+              auth(at + timedelta(seconds=20), 3, "10.0.2.1", "bob", "failure")]
+    rows = rows_of(events)
+    assert named(only(rows, EntityKind.AUTH_SOURCE)) == {
+        "auth_attempts": 4, "auth_failures": 3, "auth_failure_ratio": 0.75, "auth_distinct_users": 2,
+        "auth_success_after_failures": 1}
+    alice = [r for r in rows if r.kind is EntityKind.AUTH_USER and r.entity == "alice"][0]
+    assert named(alice)["auth_distinct_sources"] == 1
+    assert named(alice)["auth_success_after_failures"] == 1
+    assert (alice.entity_field, alice.event_ids) == ("user.name", tuple(e.id for e in events[:3]))
+
+
+def test_flow_window_sums_bytes_and_counts_destinations_ports_failures() -> None:
+    at = DAY1 + timedelta(hours=10)  # Monday 10:00 UTC: business hours in UTC
+    events = [flow(at, 0, "10.0.0.1", "192.0.2.1", 443, out=100, inb=1000),
+              flow(at + timedelta(seconds=1), 1, "10.0.0.1", "192.0.2.1", 80, out=50, inb=10),
+              flow(at + timedelta(seconds=2), 2, "10.0.0.1", "192.0.2.2", 443, out=0, inb=0, outcome="failure")]
+    values = named(only(rows_of(events, timezone="UTC"), EntityKind.FLOW_SOURCE))
+    assert values == {"flow_count": 3, "flow_bytes_out": 150, "flow_bytes_in": 1010, "flow_packets": 60,
+                      "flow_distinct_destinations": 2, "flow_distinct_ports": 2, "flow_failed_ratio": 1 / 3,
+                      "flow_new_destination_ratio": 0.0, "flow_off_hours_share": 0.0}
+
+
+def test_off_hours_follow_the_configured_zone() -> None:
+    at = DAY1 + timedelta(hours=14)  # 14:00 UTC is 21:00 in Hanoi
+    values = named(only(rows_of([flow(at, 0, "10.0.0.1", "192.0.2.1", 443)], timezone="Asia/Ho_Chi_Minh"),
+                        EntityKind.FLOW_SOURCE))
+    assert values["flow_off_hours_share"] == 1.0
+
+
+def test_new_destinations_are_counted_against_the_entity_history() -> None:
+    first = [flow(DAY1, 0, "10.0.0.1", "192.0.2.1", 443), flow(DAY1, 1, "10.0.0.1", "192.0.2.2", 443)]
+    later = DAY1 + WINDOW
+    second = [flow(later, 2, "10.0.0.1", "192.0.2.1", 443), flow(later, 3, "10.0.0.1", "198.51.100.9", 443),
+              flow(later, 4, "10.0.0.1", "198.51.100.10", 443)]
+    rows = rows_of(first + second)
+    assert [named(r)["flow_new_destination_ratio"] for r in rows] == [0.0, pytest.approx(2 / 3)]
+
+
+def test_connection_state_marks_failed_flows() -> None:
+    event = make(DAY1, 0, {"event.dataset": "zeek.flow", "source.ip": "10.0.0.1", "destination.ip": "192.0.2.1",
+                           "network.connection.state": "REJ"})
+    assert named(only(rows_of([event]), EntityKind.FLOW_SOURCE))["flow_failed_ratio"] == 1.0
+
+
+def test_dns_window_measures_names_entropy_nxdomain_and_subdomains() -> None:
+    events = [dns(DAY1, 0, "10.0.1.1", "www.example.com"), dns(DAY1, 1, "10.0.1.1", "aaaa.example.com", "NXDOMAIN"),
+              dns(DAY1, 2, "10.0.1.1", "portal.hanoi.gov.vn")]
+    values = named(only(rows_of(events), EntityKind.DNS_CLIENT))
+    assert values["dns_queries"] == 3
+    assert values["dns_nxdomain_ratio"] == pytest.approx(1 / 3)
+    assert values["dns_max_name_length"] == len("portal.hanoi.gov.vn")
+    assert values["dns_mean_name_length"] == pytest.approx((15 + 16 + 19) / 3)
+    assert values["dns_max_entropy"] == pytest.approx(math.log2(6))  # "portal": 6 distinct characters
+    assert values["dns_max_subdomains_per_domain"] == 2  # www and aaaa under example.com
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("a.b.example.com", ("a.b", "example.com")),
+    ("portal.hanoi.gov.vn", ("portal", "hanoi.gov.vn")),
+    ("example.com.", ("", "example.com")),
+    ("localhost", ("", "localhost")),
+])
+def test_split_domain(name: str, expected: tuple[str, str]) -> None:
+    assert split_domain(name) == expected
+
+
+def test_shannon_entropy() -> None:
+    assert shannon_entropy("") == 0.0
+    assert shannon_entropy("aaaa") == 0.0
+    assert shannon_entropy("abcd") == 2.0
+
+
+def test_a_window_closes_when_time_moves_past_it_and_late_events_are_dropped() -> None:
+    featurizer = WindowFeaturizer(window=WINDOW)
+    assert featurizer.add([flow(DAY1, 0, "10.0.0.1", "192.0.2.1", 443)]) == []
+    closed = featurizer.add([flow(DAY1 + WINDOW, 1, "10.0.0.2", "192.0.2.1", 443)])
+    assert [(r.entity, r.start, r.end) for r in closed] == [("10.0.0.1", DAY1, DAY1 + WINDOW)]
+    featurizer.add([flow(DAY1 + 2 * WINDOW, 2, "10.0.0.1", "192.0.2.1", 443),
+                    flow(DAY1 + WINDOW, 3, "10.0.0.1", "192.0.2.1", 443)])  # late for 10.0.0.1's open window
+    assert featurizer.late_events == 1
+
+
+def test_open_windows_are_bounded() -> None:
+    featurizer = WindowFeaturizer(window=WINDOW, max_open=2)
+    rows = featurizer.add([flow(DAY1, i, f"10.0.0.{i}", "192.0.2.1", 443) for i in range(5)])
+    assert len(rows) == 3 and len(featurizer.flush()) == 2
+
+
+def test_events_of_other_kinds_feed_nothing() -> None:
+    assert kinds_of(make(DAY1, 0, {"event.dataset": "system.syslog", "message": "hi"})) == ()
+    assert rows_of([make(DAY1, 0, {"event.category": "authentication"})]) == []  # no source, no user
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = ["event.category", "event.dataset", "event.outcome", "event.type", "source.ip", "source.address",
+          "user.name", "destination.ip", "destination.port", "source.bytes", "destination.bytes",
+          "network.packets", "network.connection.state", "dns.question.name", "dns.response_code", "host.name"]
+KINDS = [{"event.category": ["authentication"]}, {"event.dataset": "flow"}, {"dns.question.name": "x.example.com"}]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(KINDS), st.dictionaries(st.sampled_from(FIELDS), JSON),
+                          st.integers(0, 3600)), max_size=12))
+@example([({"event.dataset": "flow"}, {"source.ip": "10.0.0.1", "source.bytes": float("nan"),
+                                      "destination.port": [443, "x"]}, 0)])
+@example([({"dns.question.name": "x"}, {"source.ip": ["a"], "dns.question.name": "..."}, 0)])
+def test_arbitrary_field_values_never_raise(events: list[tuple[dict[str, Any], dict[str, Any], int]]) -> None:
+    built = [make(DAY1 + timedelta(seconds=offset), i, {**kind, **fields})
+             for i, (kind, fields, offset) in enumerate(events)]
+    for row in rows_of(sorted(built, key=lambda e: e.timestamp)):
+        assert len(row.values) == len(FEATURE_NAMES[row.kind])
+        assert all(math.isfinite(v) for v in row.values)
