@@ -13,6 +13,7 @@ from api.cli.audit import audit_app
 from api.cli.common import configure_logging
 from api.cli.detect import detect
 from api.cli.ml import ml_app
+from api.cli.parse import parse
 from api.cli.records import alerts_app, incidents_app
 from api.cli.replay import replay
 from api.cli.rules import rules_app
@@ -36,6 +37,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
 app.command()(up)
 app.command()(replay)
 app.command()(detect)
+app.command()(parse)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(audit_app, name="audit")

@@ -311,7 +311,8 @@ def test_long_hostile_lines_parse_in_linear_time(line: str) -> None:
 # --- the registry -------------------------------------------------------------------------------
 
 def test_registry_keys_are_the_format_words() -> None:
-    assert set(PARSERS) == {"auth", "syslog", "windows_json"}
+    assert set(PARSERS) == {"auth", "syslog", "windows_json", "nginx_access", "apache_access", "nginx_error",
+                            "apache_error", "auditd", "eve", "fortigate", "kv_firewall", "cef", "json"}
 
 
 def test_every_parser_module_line_function_is_registered() -> None:
@@ -332,6 +333,18 @@ SAMPLE_LINES = {
     "windows_json": '{"winlog": {"channel": "Security", "event_id": 4625, "provider_name": '
                     '"Microsoft-Windows-Security-Auditing", "computer_name": "dc01", "record_id": 7, '
                     '"event_data": {"TargetUserName": "x"}}, "@timestamp": "2026-11-23T03:00:00Z"}',
+    "nginx_access": '203.0.113.7 - - [23/Nov/2026:10:00:00 +0700] "GET / HTTP/1.1" 200 12 "-" "curl/8.5.0"',
+    "apache_access": '203.0.113.7 - - [23/Nov/2026:10:00:00 +0700] "GET / HTTP/1.1" 404 12',
+    "nginx_error": "2026/11/23 10:00:00 [error] 1#0: *1 open() failed, client: 203.0.113.7, server: x",
+    "apache_error": "[Mon Nov 23 10:00:00 2026] [error] [client 203.0.113.7] File does not exist: /x",
+    "auditd": "type=USER_LOGIN msg=audit(1795402800.000:1): pid=1 uid=0 auid=1000 "
+              "msg='op=login acct=\"x\" addr=203.0.113.7 res=failed'",
+    "eve": '{"timestamp": "2026-11-23T10:00:00.000000+0700", "event_type": "alert", "src_ip": "203.0.113.7", '
+           '"alert": {"signature_id": 1, "signature": "x"}}',
+    "fortigate": 'date=2026-11-23 time=10:00:00 srcip=203.0.113.7 dstip=10.0.0.1 action="deny"',
+    "kv_firewall": "Nov 23 10:00:00 fw1 kernel: action=drop src=203.0.113.7 dst=10.0.0.1",
+    "cef": "CEF:0|Vendor|Product|1.0|100|x|5|rt=1795402800000 src=203.0.113.7",
+    "json": '{"@timestamp": "2026-11-23T03:00:00Z", "message": "x"}',
 }
 
 
