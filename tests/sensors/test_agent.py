@@ -139,7 +139,7 @@ def test_a_crash_mid_run_neither_loses_nor_duplicates_100000_lines(tmp_path: Pat
     second = Agent(settings, bus)
     while second.tail_once():
         second.shipper.ship_once()
-    assert second.shipper.drain(30)
+    assert second.shipper.drain(120)  # a bound on a loaded machine; it returns once the spool is empty
     delivered, stored = ingest_all(bus, tmp_path)
     assert delivered > LINES  # the unsaved batch came twice
     assert stored == LINES
@@ -175,7 +175,7 @@ def test_sigkill_mid_run_then_restart_stores_exactly_every_line(tmp_path: Path, 
     step = IngestStep(Enricher(TREE), store, MemoryBus())  # its output stays here: half the Kafka traffic
     sensor = _start_sensor(config_path, tmp_path / "sensor.log")
     killed, delivered = False, 0
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a bound, not a speed claim: the loop ends as soon as all are stored
     try:
         while time.monotonic() < deadline:
             assert sensor.poll() is None, (tmp_path / "sensor.log").read_text()[-2000:]
