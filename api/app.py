@@ -9,14 +9,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.auth import TokenRegistry
-from api.routes import events, health, incidents
-from config.settings import ApiToken, IncidentSettings
+from api.routes import events, health, incidents, sensors
+from config.settings import ApiToken, IncidentSettings, SensorWatchSettings
 from config.tenants import TenantTree
-from pipeline.store.base import EventStore, IncidentStore
+from pipeline.store.base import EventStore, IncidentStore, SensorStore
 
 
 def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: EventStore,
-               incidents_store: IncidentStore, incident_settings: IncidentSettings | None = None) -> FastAPI:
+               incidents_store: IncidentStore, sensors_store: SensorStore | None = None,
+               incident_settings: IncidentSettings | None = None,
+               sensor_watch: SensorWatchSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="govsoc API",
         version="0.1.0",
@@ -27,7 +29,11 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
     app.state.events = events_store
     app.state.incidents = incidents_store
     app.state.incident_settings = incident_settings or IncidentSettings()
+    app.state.sensors = sensors_store
+    app.state.sensor_watch = sensor_watch or SensorWatchSettings()
     app.include_router(health.router)
     app.include_router(incidents.router)
     app.include_router(events.router)
+    if sensors_store is not None:
+        app.include_router(sensors.router)
     return app

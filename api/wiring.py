@@ -12,25 +12,30 @@ offset only after its step returned: at-least-once, made exact by idempotent wri
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
 
 from config.errors import GovsocError
 from config.settings import Settings
-from config.tenants import TenantTree
+from config.tenants import TenantScope, TenantTree
 from detections.incidents import IncidentService
+from detections.sensor_watch import sensor_statuses, silent_sensor_alerts
 from detections.sigma.errors import RuleError
 from detections.sigma.load import builtin_rules_dir, load_rules
 from detections.sigma.match import SigmaEngine
 from detections.stream import DetectStep, IncidentStep
 from pipeline.bus import Bus, Consumer, Message, open_bus, topics
 from pipeline.enrich import Enricher
+from pipeline.heartbeats import HeartbeatStep
 from pipeline.ingest import IngestStep
-from pipeline.store.base import EventStore, IncidentStore
-from pipeline.store.registry import open_event_store, open_incident_store
+from pipeline.records import Alert, utc_now
+from pipeline.store.base import EventStore, IncidentStore, SensorStore
+from pipeline.store.registry import open_event_store, open_incident_store, open_sensor_store
 from sensors.files import FileSource, LogBatch, read_log_file
 
 log = structlog.get_logger(__name__)
@@ -82,6 +87,7 @@ class Runtime:
     bus: Bus
     events: EventStore
     incidents: IncidentStore
+    sensors: SensorStore
     engine: SigmaEngine
     rule_issues: list[RuleError]
     pipeline: Pipeline
@@ -90,6 +96,7 @@ class Runtime:
         self.bus.close()
         self.events.close()
         self.incidents.close()
+        self.sensors.close()
 
 
 class Pipeline:
@@ -100,6 +107,8 @@ class Pipeline:
         self._incident = incident
         self.alerts_raised = 0
         self.incidents_touched: set[str] = set()
+        self.watch: Callable[[datetime], object] | None = None
+        self.watch_every_s = 60.0
 
     def drain(self) -> int:
         """Run all workers until none has anything left; returns messages processed."""
@@ -111,9 +120,16 @@ class Pipeline:
                 return total
 
     def run(self, stop: threading.Event, poll_timeout_s: float = 0.2, retry_s: float = 1.0) -> None:
-        """Process until `stop` is set; a failing step is logged and retried after `retry_s`."""
+        """Process until `stop` is set; a failing step is logged and retried after `retry_s`.
+
+        Every `watch_every_s` it also runs `watch` (silent sensors), whose alerts go to the bus.
+        """
+        next_watch = 0.0
         while not stop.is_set():
             try:
+                if self.watch is not None and time.monotonic() >= next_watch:
+                    self.watch(utc_now())
+                    next_watch = time.monotonic() + self.watch_every_s
                 if sum(worker.run_once() for worker in self.workers) == 0:
                     self.workers[0].run_once(poll_timeout_s)
             except GovsocError as e:
@@ -152,6 +168,7 @@ def build_runtime(settings: Settings) -> Runtime:
     bus = open_bus(settings.pipeline.bus_url)
     events = open_event_store(settings.store_url)
     incidents = open_incident_store(settings.store_url)
+    sensors = open_sensor_store(settings.store_url)
     rule_paths = [builtin_rules_dir()] if settings.detections.include_builtin_rules else []
     ruleset, issues = load_rules([*rule_paths, *settings.detections.rule_dirs])
     for issue in issues:
@@ -177,5 +194,30 @@ def build_runtime(settings: Settings) -> Runtime:
         Worker("ingest", bus, [topics.RAW, topics.DEAD_LETTERS], ingest, batch),
         Worker("detect", bus, [topics.EVENTS], detect_counted, batch),
         Worker("incidents", bus, [topics.ALERTS], incident_counted, batch),
+        Worker("heartbeats", bus, [topics.HEARTBEATS], HeartbeatStep(sensors, tree), batch),
     ])
-    return Runtime(settings, tree, bus, events, incidents, engine, issues, pipeline)
+    pipeline.watch = _sensor_watch(settings, tree, sensors, bus)
+    pipeline.watch_every_s = settings.sensor_watch.check_every_s
+    return Runtime(settings, tree, bus, events, incidents, sensors, engine, issues, pipeline)
+
+
+def _sensor_watch(settings: Settings, tree: TenantTree, sensors: SensorStore,
+                  bus: Bus) -> Callable[[datetime], object]:
+    """Publish an alert for each silent sensor; the first run is when never-seen sensors start counting."""
+    started: list[datetime] = []
+    silent_after = timedelta(seconds=settings.sensor_watch.silent_after_s)
+
+    def watch(now: datetime) -> list[Alert]:
+        if not started:
+            started.append(now)
+        first_seen = started[0]
+        statuses = sensor_statuses(tree, tree.descendants(tree.root), sensors.latest_heartbeats(
+            TenantScope.everything()), now, silent_after)
+        if now - first_seen < silent_after:  # give never-seen sensors time to report after a start
+            statuses = [s for s in statuses if s.state != "never"]
+        alerts = silent_sensor_alerts(statuses, now, first_seen)
+        if alerts:
+            bus.publish(topics.ALERTS, [(a.tenant, a.to_json()) for a in alerts])
+        return alerts
+
+    return watch

@@ -215,6 +215,13 @@ class IncidentSettings(_Strict):
         return self
 
 
+class SensorWatchSettings(_Strict):
+    """When the SOC calls a sensor silent: no heartbeat for `silent_after_s` seconds."""
+
+    silent_after_s: Annotated[int, Field(ge=10)] = 600
+    check_every_s: Annotated[int, Field(ge=1)] = 60
+
+
 class PipelineSettings(_Strict):
     bus_url: str = "memory://"
     store_url: str = ""  # empty: sqlite:///<data_dir>/govsoc.db
@@ -235,6 +242,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     detections: DetectionSettings = DetectionSettings()
     incidents: IncidentSettings = IncidentSettings()
+    sensor_watch: SensorWatchSettings = SensorWatchSettings()
 
     @classmethod
     def settings_customise_sources(

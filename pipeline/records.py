@@ -253,6 +253,7 @@ class DetectionKind(StrEnum):
     SIGMA_CORRELATION = "sigma_correlation"
     ML = "ml"
     INTEL = "intel"
+    SENSOR_HEALTH = "sensor_health"
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,3 +402,42 @@ class AuditRecord:
     details: Mapping[str, Any]
     prev_hash: str
     hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SensorHeartbeat:
+    """What a sensor reports every few seconds: alive, which version, how far behind, what it lost.
+
+    Sensors publish it on `topics.HEARTBEATS`; the SOC keeps the newest per sensor and shows it
+    (and raises an alert when one falls silent).
+    """
+
+    timestamp: datetime
+    tenant: str
+    sensor: str
+    version: str
+    inputs: tuple[str, ...] = ()
+    lag_s: float = 0.0  # since the spool was last empty
+    spool_pending: int = 0
+    spool_bytes: int = 0
+    dropped: Mapping[str, int] = field(default_factory=dict)  # spool_full, torn, udp_kernel
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return dumps({**dataclasses.asdict(self), "inputs": list(self.inputs)})
+
+    @classmethod
+    def from_json(cls, data: bytes) -> SensorHeartbeat:
+        """Raises `ParseError` naming the field for anything that is not a heartbeat."""
+        try:
+            doc = orjson.loads(data)
+            return cls(
+                timestamp=parse_iso(doc["timestamp"], "timestamp"), tenant=str(doc["tenant"]),
+                sensor=str(doc["sensor"]), version=str(doc.get("version", "")),
+                inputs=tuple(str(i) for i in doc.get("inputs", ())), lag_s=float(doc.get("lag_s", 0.0)),
+                spool_pending=int(doc.get("spool_pending", 0)), spool_bytes=int(doc.get("spool_bytes", 0)),
+                dropped={str(k): int(v) for k, v in dict(doc.get("dropped", {})).items()},
+                counts={str(k): int(v) for k, v in dict(doc.get("counts", {})).items()},
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ParseError(f"not a sensor heartbeat: {e!r}") from e

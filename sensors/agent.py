@@ -22,8 +22,6 @@ from __future__ import annotations
 import importlib.metadata
 import signal
 import threading
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -33,9 +31,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.errors import ConfigError, SourceLocation
-from pipeline.bus import Bus, open_bus
+from pipeline.bus import Bus, open_bus, topics
 from pipeline.errors import BusError
-from pipeline.records import DeadLetter, Event, dumps, utc_now
+from pipeline.records import DeadLetter, Event, SensorHeartbeat, utc_now
 from sensors.files import FileSource, _Line, _LineConverter
 from sensors.parsers import PARSERS, LineContext
 from sensors.shipper import Shipper
@@ -45,7 +43,8 @@ from sensors.tail import Tailer, TailLine
 
 log = structlog.get_logger(__name__)
 
-HEARTBEATS = "govsoc.heartbeats"
+HEARTBEATS = topics.HEARTBEATS
+Heartbeat = SensorHeartbeat  # the record is the SOC's too: it lives in pipeline.records
 
 
 class _Strict(BaseModel):
@@ -143,25 +142,6 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """What a sensor reports every `heartbeat_s` (the API shows it; silence raises an alert)."""
-
-    timestamp: datetime
-    tenant: str
-    sensor: str
-    version: str
-    inputs: list[str]
-    lag_s: float  # since the spool was last empty
-    spool_pending: int
-    spool_bytes: int
-    dropped: dict[str, int]  # spool_full, torn, udp_kernel
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> bytes:
-        return dumps(asdict(self))
-
-
 def _version() -> str:
     try:
         return importlib.metadata.version("govsoc")
@@ -232,7 +212,7 @@ class Agent:
         syslog = self.syslog.metrics if self.syslog else None
         return Heartbeat(
             timestamp=utc_now(), tenant=self.config.tenant, sensor=self.config.sensor, version=_version(),
-            inputs=inputs, lag_s=round(self.shipper.lag_s, 3), spool_pending=self.spool.pending_records,
+            inputs=tuple(inputs), lag_s=round(self.shipper.lag_s, 3), spool_pending=self.spool.pending_records,
             spool_bytes=self.spool.size_bytes,
             dropped={"spool_full": self.spool.metrics.dropped_records, "torn": self.spool.metrics.torn_records,
                      "udp_kernel": self.syslog.udp_kernel_drops() if self.syslog else 0},

@@ -42,7 +42,8 @@ def up(
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
     app = create_app(tree=runtime.tree, tokens=tokens, events_store=runtime.events,
-                     incidents_store=runtime.incidents, incident_settings=settings.incidents)
+                     incidents_store=runtime.incidents, sensors_store=runtime.sensors,
+                     incident_settings=settings.incidents, sensor_watch=settings.sensor_watch)
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()

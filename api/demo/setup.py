@@ -10,7 +10,11 @@ The storyline (../shared/DEMO.md):
 1. a brute force on the Hà Nội portal's SSH from 203.0.113.77, then a success; Đà Nẵng's portal
    sees only the usual background;
 2. at Bộ Tài chính, a phishing attachment starts a PowerShell download cradle and a tool dumps
-   LSASS (Sysmon events, `api.demo.windows`).
+   LSASS (Sysmon events, `api.demo.windows`);
+3. a commune workstation under Đà Nẵng tunnels data out over DNS and scans its neighbours (a
+   capture read by the packet sensor, `api.demo.packets`);
+and the fleet: every sensor reports a heartbeat, except Xã Hòa Vang's, silent for three hours,
+which the sensor watch raises.
 """
 
 from __future__ import annotations
@@ -25,10 +29,16 @@ from pathlib import Path
 
 from api.auth import new_token, token_sha256
 from api.demo.authlog import ICT, Attack, AuthLogSpec, generate_auth_log
+from api.demo.packets import CaptureSpec, write_capture
 from api.demo.windows import WindowsSpec, generate_windows_events
 from api.wiring import ReplayStats, Runtime
 from config.settings import ApiToken, Role
+from pipeline.bus import topics
+from pipeline.records import SensorHeartbeat
 from sensors.files import FileSource
+from sensors.packets import CaptureSource, read_capture
+
+SILENT_SENSOR = ("danang-hoavang", "hoavang-s1")
 
 ATTACKER = "203.0.113.77"
 
@@ -82,7 +92,26 @@ def write_demo_logs(directory: Path, now: datetime) -> list[DemoFile]:
     windows = directory / "btc-windows.jsonl"
     windows.write_text("\n".join(generate_windows_events(WindowsSpec(start=start))) + "\n", encoding="utf-8")
     files.append(DemoFile("btc", "btc-s1", "windows_json", windows))
+    capture = write_capture(directory / "haichau.pcap", CaptureSpec(start=start + timedelta(hours=8)))
+    files.append(DemoFile("danang-haichau", "haichau-s1", "pcap", capture))
     return files
+
+
+def report_heartbeats(runtime: Runtime, now: datetime) -> None:
+    """Every demo sensor reports now, but one that went quiet three hours ago; the watch sees it."""
+    beats = []
+    for tenant in runtime.tree:
+        for sensor in tenant.sensors:
+            silent = (tenant.id, sensor.id) == SILENT_SENSOR
+            beats.append(SensorHeartbeat(
+                timestamp=now - timedelta(hours=3) if silent else now, tenant=tenant.id, sensor=sensor.id,
+                version="0.1.0", inputs=(f"{sensor.kind}:demo",), lag_s=0.4, spool_pending=0,
+                dropped={"spool_full": 0, "torn": 0}))
+    runtime.pipeline.bus.publish(topics.HEARTBEATS, [(b.tenant, b.to_json()) for b in beats])
+    runtime.pipeline.drain()
+    if runtime.pipeline.watch is not None:
+        runtime.pipeline.watch(now)
+    runtime.pipeline.drain()
 
 
 def demo_users(runtime: Runtime) -> list[DemoUser]:
@@ -114,11 +143,16 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
     total = ReplayStats()
     files = write_demo_logs(runtime.settings.data_dir / "demo", now)
     for demo_file in files:
-        source = FileSource(tenant=demo_file.tenant, sensor=demo_file.sensor, format=demo_file.format)
-        stats = runtime.pipeline.replay([demo_file.path], source, on_progress=on_progress)
+        if demo_file.format == "pcap":
+            capture = CaptureSource(tenant=demo_file.tenant, sensor=demo_file.sensor)
+            stats = runtime.pipeline.replay_batches(read_capture(demo_file.path, capture))
+        else:
+            source = FileSource(tenant=demo_file.tenant, sensor=demo_file.sensor, format=demo_file.format)
+            stats = runtime.pipeline.replay([demo_file.path], source, on_progress=on_progress)
         total.events += stats.events
         total.dead_letters += stats.dead_letters
         total.alerts += stats.alerts
         total.incidents += stats.incidents  # tenants' incidents are distinct
         total.files.extend(stats.files)
+    report_heartbeats(runtime, now)
     return total

@@ -4,9 +4,11 @@
 - EVENTS: normalised and enriched events, as stored; detections consume these.
 - DEAD_LETTERS: input that could not become an event, with the reason.
 - ALERTS: detections' output; the incident service consumes these.
+- HEARTBEATS: sensors' health reports; the SOC keeps the newest per sensor.
 """
 
 RAW = "govsoc.raw"
 EVENTS = "govsoc.events"
 DEAD_LETTERS = "govsoc.dead-letters"
 ALERTS = "govsoc.alerts"
+HEARTBEATS = "govsoc.heartbeats"  # sensors' SensorHeartbeat records, keyed by tenant

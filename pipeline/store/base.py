@@ -28,6 +28,7 @@ from pipeline.records import (
     Incident,
     IncidentComment,
     IncidentState,
+    SensorHeartbeat,
     Severity,
     StateChange,
     Suppression,
@@ -171,5 +172,17 @@ class IncidentStore(Protocol):
                     limit: int = 100) -> list[AuditRecord]: ...
 
     def verify_audit(self) -> AuditCheck: ...
+
+    def close(self) -> None: ...
+
+
+class SensorStore(Protocol):
+    """The newest heartbeat of every sensor; reads scoped like every other store."""
+
+    def record_heartbeats(self, beats: Sequence[SensorHeartbeat]) -> int:
+        """Keep each beat if it is newer than the one stored for its (tenant, sensor); returns how many."""
+        ...
+
+    def latest_heartbeats(self, scope: TenantScope) -> list[SensorHeartbeat]: ...
 
     def close(self) -> None: ...

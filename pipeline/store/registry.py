@@ -18,7 +18,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import StoreError
-from pipeline.store.base import EventStore, IncidentStore
+from pipeline.store.base import EventStore, IncidentStore, SensorStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +27,14 @@ class StoreBackend:
 
     events: str
     incidents: str | None = None
+    sensors: str | None = None
 
 
 BACKENDS: dict[str, StoreBackend] = {
     "sqlite": StoreBackend(
         events="pipeline.store.sqlite_events:SqliteEventStore",
         incidents="pipeline.store.sqlite_incidents:SqliteIncidentStore",
+        sensors="pipeline.store.sqlite_sensors:SqliteSensorStore",
     ),
     # One class for both: the scheme says which media types and product check the client uses
     # (pipeline/store/elastic_client.py).
@@ -51,6 +53,14 @@ def open_incident_store(url: str) -> IncidentStore:
         having = ", ".join(f"{name}://" for name, backend in sorted(BACKENDS.items()) if backend.incidents)
         raise StoreError(f"store URL {redacted(url)!r} holds events only: incidents need one of {having}")
     return cast(IncidentStore, _store_class(target).from_url(url))
+
+
+def open_sensor_store(url: str) -> SensorStore:
+    target = _backend(url).sensors
+    if target is None:
+        having = ", ".join(f"{name}://" for name, backend in sorted(BACKENDS.items()) if backend.sensors)
+        raise StoreError(f"store URL {redacted(url)!r} keeps no sensor heartbeats: use one of {having}")
+    return cast(SensorStore, _store_class(target).from_url(url))
 
 
 def _backend(url: str) -> StoreBackend:

@@ -276,12 +276,13 @@ def test_bad_sqlite_url_is_refused(url: str) -> None:
 
 
 def test_every_store_class_is_registered() -> None:
-    registered = {target for backend in BACKENDS.values() for target in (backend.events, backend.incidents) if target}
+    registered = {target for backend in BACKENDS.values()
+                  for target in (backend.events, backend.incidents, backend.sensors) if target}
     found = set()
     for info in pkgutil.iter_modules(pipeline.store.__path__):
         module = importlib.import_module(f"pipeline.store.{info.name}")
         for name, obj in vars(module).items():
-            is_store = inspect.isclass(obj) and name.endswith(("EventStore", "IncidentStore"))
+            is_store = inspect.isclass(obj) and name.endswith(("EventStore", "IncidentStore", "SensorStore"))
             if is_store and obj.__module__ == module.__name__ and not getattr(obj, "_is_protocol", False):
                 found.add(f"{module.__name__}:{name}")
     assert found == registered
