@@ -112,3 +112,17 @@ def test_the_phishing_chain_at_the_ministry_is_its_own(demo: tuple[str, Path]) -
     assert all(i["tenant"] == "btc" for i in body["incidents"])
     hanoi: Any = get(base, "/api/v1/incidents", users["analyst-hanoi"]["token"]).json()
     assert not {i["id"] for i in body["incidents"]} & {i["id"] for i in hanoi["incidents"]}
+
+
+def test_the_fleet_shows_the_silent_commune_sensor_to_its_province_only(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    users = credentials(data)
+    danang: Any = get(base, "/api/v1/sensors", users["analyst-danang"]["token"]).json()
+    states = {s["sensor"]: s["state"] for s in danang["sensors"]}
+    assert states["hoavang-s1"] == "silent" and states["danang-s1"] == "ok"
+    hanoi: Any = get(base, "/api/v1/sensors", users["analyst-hanoi"]["token"]).json()
+    assert {s["tenant"] for s in hanoi["sensors"]} <= {"hanoi", "hanoi-hoankiem", "hanoi-bavi"}
+    incidents: Any = get(base, "/api/v1/incidents", users["analyst-danang"]["token"]).json()
+    assert any(i["entity"] == {"observer.name": "hoavang-s1"} for i in incidents["incidents"])
+    dns: Any = get(base, "/api/v1/events?field=event.dataset:dns&limit=1000", users["analyst-danang"]["token"]).json()
+    assert any(e["dns"]["question"]["name"].endswith(".t.exfil.example") for e in dns["events"])
