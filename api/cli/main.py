@@ -14,6 +14,7 @@ from api.cli.common import configure_logging
 from api.cli.detect import detect
 from api.cli.ml import ml_app
 from api.cli.parse import parse
+from api.cli.playbooks import playbooks_app
 from api.cli.records import alerts_app, incidents_app
 from api.cli.replay import replay
 from api.cli.rules import rules_app
@@ -44,3 +45,4 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
 app.add_typer(sensor_app, name="sensor")
 app.add_typer(ml_app, name="ml")
+app.add_typer(playbooks_app, name="playbooks")
