@@ -77,6 +77,7 @@ class ReplayStats:
     dead_letters: int = 0
     alerts: int = 0
     incidents: int = 0
+    playbook_runs: int = 0
     files: list[str] = field(default_factory=list)
 
 

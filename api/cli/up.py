@@ -69,7 +69,7 @@ def _load_demo(runtime: Runtime, quiet: bool) -> tuple:  # type: ignore[type-arg
     write_credentials(credentials, users)
     err_console.print(
         f"demo: {stats.events} events, {stats.dead_letters} dead letters, {stats.alerts} alerts, "
-        f"{stats.incidents} incidents opened or updated\n"
+        f"{stats.incidents} incidents opened or updated, {stats.playbook_runs} playbook runs waiting\n"
         f"demo users, tokens and passwords: {credentials}\n"
         f"try: curl -H 'Authorization: Bearer <token>' http://{runtime.settings.api.host}:"
         f"{runtime.settings.api.port}/api/v1/incidents",

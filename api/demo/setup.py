@@ -13,6 +13,7 @@ The storyline (../shared/DEMO.md):
    LSASS (Sysmon events, `api.demo.windows`);
 3. a commune workstation under Đà Nẵng tunnels data out over DNS and scans its neighbours (a
    capture read by the packet sensor, `api.demo.packets`);
+4. the shipped playbooks start on those incidents and wait for an analyst's approval;
 and the fleet: every sensor reports a heartbeat, except Xã Hòa Vang's, silent for three hours,
 which the sensor watch raises.
 """
@@ -155,4 +156,7 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
         total.incidents += stats.incidents  # tenants' incidents are distinct
         total.files.extend(stats.files)
     report_heartbeats(runtime, now)
+    from api.demo.playbooks import start_demo_playbooks  # step 4, after the incidents exist
+
+    total.playbook_runs = start_demo_playbooks(runtime, now)
     return total

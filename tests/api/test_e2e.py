@@ -69,6 +69,7 @@ def test_the_brute_force_incident_is_served_to_its_tenant(demo: tuple[str, Path]
     assert brute, body
     incident = brute[0]
     assert incident["tenant"] == "hanoi"
+    assert incident["state"] == "triage"  # the brute-force playbook triaged it and waits for approval
     detail = get(base, f"/api/v1/incidents/{incident['id']}", users["analyst-hanoi"]["token"])
     assert detail.status_code == 200 and detail.json()["alerts"]
     national: Any = get(base, "/api/v1/incidents", users["coordinator"]["token"]).json()
