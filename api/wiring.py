@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from config.errors import GovsocError
 from config.settings import Settings
 from config.tenants import TenantScope, TenantTree
-from detections.incidents import IncidentService
+from detections.incidents import IncidentLifecycle, IncidentService
 from detections.sensor_watch import sensor_statuses, silent_sensor_alerts
 from detections.sigma.errors import RuleError
 from detections.sigma.load import builtin_rules_dir, load_rules
@@ -36,6 +37,9 @@ from pipeline.ingest import IngestStep
 from pipeline.records import Alert, utc_now
 from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from pipeline.store.registry import open_event_store, open_incident_store, open_sensor_store
+from playbooks.connectors import ConnectorRegistry
+from playbooks.runner import PlaybookRunner
+from playbooks.runs import SqliteRunStore, runs_db_path
 from sensors.files import FileSource, LogBatch, read_log_file
 
 log = structlog.get_logger(__name__)
@@ -200,6 +204,13 @@ def build_runtime(settings: Settings) -> Runtime:
     pipeline.watch = _sensor_watch(settings, tree, sensors, bus)
     pipeline.watch_every_s = settings.sensor_watch.check_every_s
     return Runtime(settings, tree, bus, events, incidents, sensors, engine, issues, pipeline)
+
+
+def build_playbook_runner(runtime: Runtime, connectors: Mapping[str, Mapping[str, Any]]) -> PlaybookRunner:
+    """The playbook runner over the runtime's incident store; runs live next to its SQLite file."""
+    lifecycle = IncidentLifecycle(runtime.incidents, runtime.settings.incidents)
+    runs = SqliteRunStore(runs_db_path(runtime.settings.store_url))
+    return PlaybookRunner(runtime.incidents, lifecycle, ConnectorRegistry.from_config(connectors), runtime.tree, runs)
 
 
 def _sensor_watch(settings: Settings, tree: TenantTree, sensors: SensorStore,

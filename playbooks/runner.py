@@ -107,6 +107,11 @@ class PlaybookRunner:
 
     # --- the public calls -----------------------------------------------------------------------
 
+    @property
+    def runs(self) -> SqliteRunStore:
+        """Where runs are recorded (read access for the API)."""
+        return self._runs
+
     def start(self, incident: Incident, playbook: Playbook, now: datetime, *, dry_run: bool = False) -> Run:
         """Record a new run and run it until it ends or waits for an approval."""
         if incident.tenant not in self._tree:

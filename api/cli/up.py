@@ -19,7 +19,8 @@ from api.cli.common import (
     settings_from,
 )
 from api.cli.progress import byte_progress
-from api.wiring import Runtime, build_runtime
+from api.demo.playbooks import DEMO_CONNECTORS
+from api.wiring import Runtime, build_playbook_runner, build_runtime
 from config.errors import GovsocError
 from pipeline.records import utc_now
 
@@ -43,7 +44,8 @@ def up(
         fail(e, ExitCode.RUNTIME)
     app = create_app(tree=runtime.tree, tokens=tokens, events_store=runtime.events,
                      incidents_store=runtime.incidents, sensors_store=runtime.sensors,
-                     incident_settings=settings.incidents, sensor_watch=settings.sensor_watch)
+                     incident_settings=settings.incidents, sensor_watch=settings.sensor_watch,
+                     playbook_runner=build_playbook_runner(runtime, DEMO_CONNECTORS if demo else {}))
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()

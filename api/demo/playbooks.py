@@ -13,12 +13,9 @@ import structlog
 
 from api.wiring import Runtime
 from config.tenants import TenantScope
-from detections.incidents import IncidentLifecycle
 from pipeline.store.base import IncidentQuery
-from playbooks.connectors import ConnectorRegistry
 from playbooks.load import LIBRARY, load_playbooks
 from playbooks.runner import PlaybookRunner
-from playbooks.runs import SqliteRunStore, runs_db_path
 from playbooks.triggers import triggered_playbooks
 
 log = structlog.get_logger(__name__)
@@ -26,14 +23,11 @@ log = structlog.get_logger(__name__)
 DEMO_CONNECTORS = {"http": {"kind": "http", "url": "http://127.0.0.1:9/govsoc-demo-containment"}}
 
 
-def start_demo_playbooks(runtime: Runtime, now: datetime) -> int:
+def start_demo_playbooks(runtime: Runtime, runner: PlaybookRunner, now: datetime) -> int:
     """Start every triggered playbook on the stored incidents; returns how many runs started."""
     playbooks, errors = load_playbooks([LIBRARY])
     for error in errors:
         log.warning("playbook_skipped", error=str(error))
-    runs = SqliteRunStore(runs_db_path(runtime.settings.store_url))
-    runner = PlaybookRunner(runtime.incidents, IncidentLifecycle(runtime.incidents, runtime.settings.incidents),
-                            ConnectorRegistry.from_config(DEMO_CONNECTORS), runtime.tree, runs)
     started = 0
     for incident in runtime.incidents.incidents(TenantScope.everything(), IncidentQuery(limit=1000)):
         for playbook in triggered_playbooks(incident, playbooks, runtime.tree):

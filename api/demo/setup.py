@@ -32,7 +32,7 @@ from api.auth import new_token, token_sha256
 from api.demo.authlog import ICT, Attack, AuthLogSpec, generate_auth_log
 from api.demo.packets import CaptureSpec, write_capture
 from api.demo.windows import WindowsSpec, generate_windows_events
-from api.wiring import ReplayStats, Runtime
+from api.wiring import ReplayStats, Runtime, build_playbook_runner
 from config.settings import ApiToken, Role
 from pipeline.bus import topics
 from pipeline.records import SensorHeartbeat
@@ -156,7 +156,7 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
         total.incidents += stats.incidents  # tenants' incidents are distinct
         total.files.extend(stats.files)
     report_heartbeats(runtime, now)
-    from api.demo.playbooks import start_demo_playbooks  # step 4, after the incidents exist
+    from api.demo.playbooks import DEMO_CONNECTORS, start_demo_playbooks  # step 4, after the incidents exist
 
-    total.playbook_runs = start_demo_playbooks(runtime, now)
+    total.playbook_runs = start_demo_playbooks(runtime, build_playbook_runner(runtime, DEMO_CONNECTORS), now)
     return total

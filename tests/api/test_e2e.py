@@ -127,3 +127,22 @@ def test_the_fleet_shows_the_silent_commune_sensor_to_its_province_only(demo: tu
     assert any(i["entity"] == {"observer.name": "hoavang-s1"} for i in incidents["incidents"])
     dns: Any = get(base, "/api/v1/events?field=event.dataset:dns&limit=1000", users["analyst-danang"]["token"]).json()
     assert any(e["dns"]["question"]["name"].endswith(".t.exfil.example") for e in dns["events"])
+
+
+def test_a_waiting_playbook_step_is_decided_through_the_api(demo: tuple[str, Path]) -> None:
+    base, data = demo
+    users = credentials(data)
+    hanoi = users["analyst-hanoi"]["token"]
+    body: Any = get(base, "/api/v1/incidents", hanoi).json()
+    incident = next(i for i in body["incidents"] if i["entity"].get("source.address") == "203.0.113.77")
+    runs: Any = get(base, f"/api/v1/incidents/{incident['id']}/runs", hanoi).json()
+    [run] = [r for r in runs["runs"] if r["playbook_id"] == "brute-force-login"]
+    assert run["state"] == "waiting_approval" and run["waiting_on"] == "approve-block"
+    url = f"{base}/api/v1/runs/{run['id']}/steps/approve-block/reject"
+    other = httpx.post(url, headers={"Authorization": f"Bearer {users['analyst-danang']['token']}"}, timeout=10)
+    assert other.status_code == 404
+    decided = httpx.post(url, headers={"Authorization": f"Bearer {hanoi}"}, json={"reason": "known pentest"},
+                         timeout=30)
+    assert decided.status_code == 200, decided.text
+    steps = {s["step_id"]: s["state"] for s in decided.json()["steps"]}
+    assert steps["block-source"] == "skipped" and decided.json()["state"] != "waiting_approval"
