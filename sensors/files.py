@@ -77,6 +77,21 @@ class FileSource:
             raise ConfigError("reference: time has no zone")
 
 
+class ByteProgress:
+    """Tells `on_progress` how many more bytes of `disk` were read since the last call."""
+
+    def __init__(self, disk: IO[bytes], on_progress: Callable[[int], None]) -> None:
+        self._disk = disk
+        self._on_progress = on_progress
+        self._reported = 0
+
+    def __call__(self) -> None:
+        position = self._disk.tell()
+        if position > self._reported:
+            self._on_progress(position - self._reported)
+            self._reported = position
+
+
 @dataclass(frozen=True, slots=True)
 class LogBatch:
     """Consecutive lines of one file: what parsed, what did not, and the stream bytes they span."""

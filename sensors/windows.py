@@ -46,7 +46,7 @@ import structlog
 from pipeline import ecs
 from pipeline.errors import ParseError
 from pipeline.records import DeadLetter, Event, set_path, to_iso
-from sensors.files import INVALID_UTF8_TAG, OBSERVER_TYPE_SENSOR, LogBatch
+from sensors.files import INVALID_UTF8_TAG, OBSERVER_TYPE_SENSOR, ByteProgress, LogBatch
 from sensors.parsers.windows import parse_windows_json, windows_document
 
 log = structlog.get_logger(__name__)
@@ -113,14 +113,7 @@ def read_windows_json_file(path: Path, source: WindowsSource, *, batch_size: int
     _check_batch_size(batch_size)
     converter = _Converter.of(path, source)
     with path.open("rb") as disk:
-        reported = 0
-
-        def report() -> None:
-            nonlocal reported
-            position = disk.tell()
-            if position > reported:
-                on_progress(position - reported)
-                reported = position
+        report = ByteProgress(disk, on_progress)
 
         scanner = _JsonScanner(disk)
         items = (converter.convert(document) for document in scanner.documents())

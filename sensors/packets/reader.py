@@ -35,7 +35,7 @@ import structlog
 
 from config.errors import ConfigError
 from pipeline.records import DeadLetter, Event
-from sensors.files import OBSERVER_TYPE_SENSOR, LogBatch
+from sensors.files import OBSERVER_TYPE_SENSOR, ByteProgress, LogBatch
 from sensors.packets import events
 from sensors.packets.capture import (
     PROTO_TCP,
@@ -99,14 +99,7 @@ def read_capture(path: Path, source: CaptureSource, *, batch_size: int = 1000,
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     with path.open("rb") as disk:
-        reported = 0
-
-        def report() -> None:
-            nonlocal reported
-            position = disk.tell()
-            if position > reported:
-                on_progress(position - reported)
-                reported = position
+        report = ByteProgress(disk, on_progress)
 
         session = _Session(source, str(path), str(path.resolve()), stats or CaptureStats())
         yield from _batched(session.records(read_frames(disk)), batch_size, after_batch=report)
