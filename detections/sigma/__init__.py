@@ -8,6 +8,8 @@ Modules, in flow order:
 - fields: a Sigma field name -> where it is in our events (`FieldMap`; `winlog.event_data.<Name>`
   for Windows, ECS names otherwise).
 - compile: a rule's detection -> a predicate over one event (`compile_detection`).
+- prefilter: literals every match of a rule must contain, found in one RE2 pass per field, so an
+  event is checked only against rules that could match it.
 - match: `SigmaEngine`, every rule on every event, feeding correlations, returning alerts.
 - correlate: streaming correlations (event_count, value_count, temporal, temporal_ordered).
 """

@@ -74,6 +74,7 @@ from config.errors import SourceLocation
 from detections.sigma.errors import RuleError
 from detections.sigma.fields import ECS_FIELDS, FieldMap, Reader, path_reader
 from detections.sigma.logsources import EventScope
+from detections.sigma.prefilter import Requirement
 from pipeline import ecs
 from pipeline.records import MISSING, Event, Severity
 
@@ -114,12 +115,14 @@ class CompiledRule:
     """A single-event rule ready to run: which events it looks at, and the test itself.
 
     `emits_alerts` is False for a rule that only feeds correlations (Sigma's `generate: false`).
+    `required` is a necessary condition for `predicate` (prefilter.py), None when none is known.
     """
 
     info: RuleInfo
     scope: EventScope
     predicate: Predicate
     emits_alerts: bool = True
+    required: Requirement | None = None
 
 
 def rule_key(rule: SigmaRuleBase) -> str:

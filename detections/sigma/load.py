@@ -44,6 +44,7 @@ from detections.sigma.compile import CompiledRule, RuleInfo, compile_detection, 
 from detections.sigma.correlate import CorrelationSpec, compile_correlation
 from detections.sigma.errors import RuleError
 from detections.sigma.logsources import sources_for
+from detections.sigma.prefilter import required_literals
 
 log = structlog.get_logger(__name__)
 
@@ -259,7 +260,8 @@ def _compile_rules(parsed: list[_Parsed], errors: list[RuleError]) -> dict[int, 
                                     _at(item.path, item.node, ("logsource",))))
             continue
         info = RuleInfo.of(rule, str(item.path))
-        compiled[id(rule)] = tuple(CompiledRule(info, source.scope, predicate)
+        compiled[id(rule)] = tuple(CompiledRule(info, source.scope, predicate,
+                                                required=required_literals(rule, source.fields))
                                    for source, predicate in zip(sources, predicates, strict=True))
     return compiled
 

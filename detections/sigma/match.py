@@ -5,7 +5,9 @@ order. Out: alerts, single-event (`SIGMA`) and correlation (`SIGMA_CORRELATION`,
 
 Invariants:
 - Prefilter: rules are grouped by log source scope; each distinct scope is tested once per event
-  and only the rules of the scopes that match are evaluated.
+  and only the rules of the scopes that match are looked at. Within a scope, only the rules
+  whose required literal the event contains, and those without one, are evaluated
+  (prefilter.py); `use_prefilter=False` evaluates them all, with the same results.
 - Deterministic: a single-event alert's id is (tenant, rule, entity, event id), and correlation
   alert ids are deterministic too, so processing the same events again yields the same alert ids
   (an idempotent upsert downstream).
@@ -23,6 +25,7 @@ from detections.sigma.compile import CompiledRule
 from detections.sigma.correlate import Correlator, Hit, group_text
 from detections.sigma.load import RuleSet
 from detections.sigma.logsources import EventScope
+from detections.sigma.prefilter import RulePrefilter
 from pipeline import ecs
 from pipeline.records import Alert, DetectionKind, Event
 
@@ -32,14 +35,16 @@ ENTITY_FIELDS = (ecs.HOST_NAME, ecs.SOURCE_ADDRESS, ecs.USER_NAME)  # first pres
 class SigmaEngine:
     """A `RuleSet` run over a stream of events."""
 
-    def __init__(self, ruleset: RuleSet, *, max_groups: int = 100_000) -> None:
+    def __init__(self, ruleset: RuleSet, *, max_groups: int = 100_000, use_prefilter: bool = True) -> None:
         self.ruleset = ruleset
         self._correlator = Correlator(ruleset.correlations, max_groups=max_groups)
         by_scope: dict[EventScope, list[CompiledRule]] = {}
         for rule in ruleset.rules:
             if rule.emits_alerts or self._correlator.feeds(rule.info.rule_id):
                 by_scope.setdefault(rule.scope, []).append(rule)
-        self._by_scope = tuple((scope, tuple(rules)) for scope, rules in by_scope.items())
+        self._by_scope = tuple(
+            (scope, RulePrefilter(rules, [rule.required if use_prefilter else None for rule in rules]))
+            for scope, rules in by_scope.items())
 
     @property
     def correlation_groups(self) -> int:
@@ -60,8 +65,8 @@ class SigmaEngine:
 
     def matching_rules(self, event: Event) -> list[CompiledRule]:
         """The rules whose detection matches `event` (stateless; for retro-hunts and tests)."""
-        return [rule for scope, rules in self._by_scope if scope.matches(event)
-                for rule in rules if rule.predicate(event)]
+        return [rule for scope, prefilter in self._by_scope if scope.matches(event)
+                for rule in prefilter.candidates(event) if rule.predicate(event)]
 
     def _process_event(self, event: Event) -> list[Alert]:
         alerts: list[Alert] = []
