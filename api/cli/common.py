@@ -47,6 +47,13 @@ def fail(error: GovsocError | str, code: ExitCode) -> NoReturn:
     raise typer.Exit(int(code))
 
 
+def require_paths(paths: list[Path]) -> None:
+    """Exit with a usage error naming the first path that does not exist."""
+    for path in paths:
+        if not path.exists():
+            fail(f"{path}: no such file or directory", ExitCode.USAGE)
+
+
 def settings_from(config: Path | None, data_dir: Path | None, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(overrides)
     if data_dir is not None:

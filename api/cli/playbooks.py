@@ -13,7 +13,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from api.cli.common import ExitCode, JsonOption, fail, out_console
+from api.cli.common import ExitCode, JsonOption, out_console, require_paths
 from playbooks import load_playbooks
 
 playbooks_app = typer.Typer(help="Response playbooks: check what loads.", no_args_is_help=True)
@@ -28,9 +28,7 @@ def check(
 
     Exit codes: 0 all loaded, 1 some refused, 2 usage error.
     """
-    for path in paths:
-        if not path.exists():
-            fail(f"{path}: no such file or directory", ExitCode.USAGE)
+    require_paths(paths)
     playbooks, errors = load_playbooks(paths)
     if as_json:
         typer.echo(orjson.dumps({

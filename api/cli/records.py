@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import orjson
 import typer
@@ -12,12 +14,13 @@ from api.cli.common import ConfigOption, DataDirOption, ExitCode, JsonOption, fa
 from api.schemas import AlertPublic, IncidentPublic
 from config.errors import GovsocError
 from config.tenants import TenantScope, TenantTree
-from pipeline.store.base import AlertQuery, IncidentQuery
+from pipeline.store.base import AlertQuery, IncidentQuery, IncidentStore
 from pipeline.store.registry import open_incident_store
 
 incidents_app = typer.Typer(help="Incidents in the store.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts in the store.", no_args_is_help=True)
 
+T = TypeVar("T")
 TenantOption = Annotated[str | None, typer.Option("--tenant", help="Only this tenant and those below it.")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many rows.")]
 
@@ -30,17 +33,26 @@ def _scope(tree: TenantTree, tenant: str | None) -> TenantScope:
     return tree.scope(tenant)
 
 
+def _read(config: Path | None, data_dir: Path | None, tenant: str | None,
+          read: Callable[[IncidentStore, TenantScope], list[T]]) -> list[T]:
+    """Open the configured incident store, read within `--tenant`'s scope, close; errors exit."""
+    settings = settings_from(config, data_dir)
+    scope = _scope(TenantTree.from_config(settings.tenants), tenant)
+    try:
+        store = open_incident_store(settings.store_url)
+        try:
+            return read(store, scope)
+        finally:
+            store.close()
+    except GovsocError as e:
+        fail(e, ExitCode.RUNTIME)
+
+
 @incidents_app.command("list")
 def list_incidents(config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False,
                    tenant: TenantOption = None, limit: LimitOption = 100) -> None:
     """List incidents, most recently active first."""
-    settings = settings_from(config, data_dir)
-    try:
-        store = open_incident_store(settings.store_url)
-        rows = store.incidents(_scope(TenantTree.from_config(settings.tenants), tenant), IncidentQuery(limit=limit))
-        store.close()
-    except GovsocError as e:
-        fail(e, ExitCode.RUNTIME)
+    rows = _read(config, data_dir, tenant, lambda store, scope: store.incidents(scope, IncidentQuery(limit=limit)))
     public = [IncidentPublic.of(i) for i in rows]
     if as_json:
         typer.echo(orjson.dumps({"incidents": [p.model_dump(mode="json") for p in public]}).decode())
@@ -56,13 +68,7 @@ def list_incidents(config: ConfigOption = None, data_dir: DataDirOption = None, 
 def list_alerts(config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False,
                 tenant: TenantOption = None, limit: LimitOption = 100) -> None:
     """List alerts, newest first."""
-    settings = settings_from(config, data_dir)
-    try:
-        store = open_incident_store(settings.store_url)
-        rows = store.alerts(_scope(TenantTree.from_config(settings.tenants), tenant), AlertQuery(limit=limit))
-        store.close()
-    except GovsocError as e:
-        fail(e, ExitCode.RUNTIME)
+    rows = _read(config, data_dir, tenant, lambda store, scope: store.alerts(scope, AlertQuery(limit=limit)))
     public = [AlertPublic.of(a) for a in rows]
     if as_json:
         typer.echo(orjson.dumps({"alerts": [p.model_dump(mode="json") for p in public]}).decode())

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from api.cli.common import ExitCode, JsonOption, fail, out_console
+from api.cli.common import ExitCode, JsonOption, out_console, require_paths
 from detections.sigma import RuleError, RuleSet, load_rules
 
 rules_app = typer.Typer(help="Sigma rules: check what loads.", no_args_is_help=True)
@@ -54,9 +54,7 @@ def check(
 
     Exit codes: 0 all loaded, 1 some refused, 2 usage error.
     """
-    for path in paths:
-        if not path.exists():
-            fail(f"{path}: no such file or directory", ExitCode.USAGE)
+    require_paths(paths)
     ruleset, errors = load_rules(paths)
     report = check_report(ruleset, errors)
     if as_json:
