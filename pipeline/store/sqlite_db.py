@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import orjson
 import structlog
@@ -265,3 +265,26 @@ class SqliteDatabase:
             self._closed = True
             self._close_readers(only_dead=False)
             self._writer.close()
+
+
+class SqliteStore:
+    """What every SQLite store shares: its schema, opening by path or URL, and closing.
+
+    A store subclass sets `schema`; the tables of several stores may live in one file.
+    """
+
+    schema: ClassVar[Schema]
+
+    def __init__(self, path: Path) -> None:
+        self._db = SqliteDatabase(path, self.schema)
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        return cls(sqlite_path(url))
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    def close(self) -> None:
+        self._db.close()

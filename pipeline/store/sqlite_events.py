@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import orjson
 
@@ -35,13 +34,12 @@ from pipeline.records import DeadLetter, Event
 from pipeline.store.base import EventQuery
 from pipeline.store.sqlite_db import (
     Schema,
-    SqliteDatabase,
+    SqliteStore,
     Where,
     from_us,
     json_list,
     page,
     scoped,
-    sqlite_path,
     to_us,
 )
 
@@ -164,19 +162,10 @@ def _dead_letter_row(letter: DeadLetter) -> tuple[str, int, str | None, str, str
             letter.reason, letter.raw)
 
 
-class SqliteEventStore:
+class SqliteEventStore(SqliteStore):
     """Events and dead letters in a SQLite file (WAL, FTS5); safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path, SCHEMA)
-
-    @classmethod
-    def from_url(cls, url: str) -> SqliteEventStore:
-        return cls(sqlite_path(url))
-
-    @property
-    def path(self) -> Path:
-        return self._db.path
+    schema = SCHEMA
 
     def write(self, events: Sequence[Event]) -> int:
         """Upsert the batch in one transaction; returns how many ids were not stored before."""
@@ -239,5 +228,3 @@ class SqliteEventStore:
                               where.params)
         return int(rows[0][0])
 
-    def close(self) -> None:
-        self._db.close()

@@ -29,7 +29,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -52,13 +51,12 @@ from pipeline.records import (
 from pipeline.store.base import AlertQuery, AuditCheck, IncidentConflict, IncidentQuery
 from pipeline.store.sqlite_db import (
     Schema,
-    SqliteDatabase,
+    SqliteStore,
     Where,
     from_us,
     json_list,
     page,
     scoped,
-    sqlite_path,
     to_us,
 )
 
@@ -278,19 +276,10 @@ def _incident_where(scope: TenantScope, query: IncidentQuery) -> Where:
     return where
 
 
-class SqliteIncidentStore:
+class SqliteIncidentStore(SqliteStore):
     """Alerts, incidents and the audit chain in a SQLite file; safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path, SCHEMA)
-
-    @classmethod
-    def from_url(cls, url: str) -> SqliteIncidentStore:
-        return cls(sqlite_path(url))
-
-    @property
-    def path(self) -> Path:
-        return self._db.path
+    schema = SCHEMA
 
     def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Store alerts whose id is new; returns exactly those, in input order."""
@@ -468,5 +457,3 @@ class SqliteIncidentStore:
             return AuditCheck(ok=True, entries=entries)
         return AuditCheck(ok=False, entries=entries, first_bad_seq=first_bad[0], reason=first_bad[1])
 
-    def close(self) -> None:
-        self._db.close()

@@ -7,11 +7,10 @@ so heartbeats delivered twice or out of order never move a sensor back in time; 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from config.tenants import TenantScope
 from pipeline.records import SensorHeartbeat
-from pipeline.store.sqlite_db import Schema, SqliteDatabase, scoped, sqlite_path, to_us
+from pipeline.store.sqlite_db import Schema, SqliteStore, scoped, to_us
 
 SCHEMA = Schema(
     component="sensors",
@@ -28,13 +27,8 @@ _UPSERT = """INSERT INTO sensor_heartbeats (tenant, sensor, ts, doc) VALUES (?, 
     WHERE excluded.ts > sensor_heartbeats.ts"""
 
 
-class SqliteSensorStore:
-    def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path, SCHEMA)
-
-    @classmethod
-    def from_url(cls, url: str) -> SqliteSensorStore:
-        return cls(sqlite_path(url))
+class SqliteSensorStore(SqliteStore):
+    schema = SCHEMA
 
     def record_heartbeats(self, beats: Sequence[SensorHeartbeat]) -> int:
         rows = [(b.tenant, b.sensor, to_us(b.timestamp, f"heartbeat of {b.sensor}"), b.to_json().decode())
@@ -50,5 +44,3 @@ class SqliteSensorStore:
         rows = self._db.query("read heartbeats", sql, where.params)
         return [SensorHeartbeat.from_json(row[0].encode()) for row in rows]
 
-    def close(self) -> None:
-        self._db.close()
