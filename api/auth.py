@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -67,3 +68,19 @@ def current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only `roles` through (403 otherwise), checked before any lookup.
+
+    Use as `Annotated[Principal, Depends(require_roles(Role.ANALYST, ...))]`; the 403 comes before
+    the object is read, so it never says whether a sibling's object exists.
+    """
+    allowed = frozenset(roles)
+
+    def guard(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"the role {principal.role.value} may not do this")
+        return principal
+
+    return guard
