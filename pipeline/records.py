@@ -254,6 +254,7 @@ class DetectionKind(StrEnum):
     ML = "ml"
     INTEL = "intel"
     SENSOR_HEALTH = "sensor_health"
+    SERVICE_WATCH = "service_watch"
 
 
 @dataclass(frozen=True, slots=True)
