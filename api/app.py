@@ -1,32 +1,52 @@
 """The FastAPI application: routes under /api/v1, authenticated, scoped to the caller's tenants.
 
-`create_app` takes its parts ready-made (stores, tenant tree, tokens) and reads no settings or
-environment itself, so tests build it over real stores in a temporary directory.
+`create_app` takes its parts ready-made (stores, tenant tree, tokens, identity service, bus) and
+reads no settings file or environment itself, so tests build it over real stores in a temporary
+directory. Parts it is not given switch their routes off (404), never to a weaker mode:
+no identity service means bearer tokens from configuration only; no bus means no ingest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from fastapi import FastAPI
 
-from api.auth import TokenRegistry
-from api.routes import events, health, incidents, playbooks, sensors
-from config.settings import ApiToken, IncidentSettings, SensorWatchSettings
+from api import security
+from api.auth import Authenticator
+from api.identity.service import IdentityService
+from api.routes import events, health, identity, incidents, ingest, metrics, playbooks, sensors
+from config.settings import ApiSettings, ApiToken, IncidentSettings, SensorWatchSettings
 from config.tenants import TenantTree
+from pipeline.bus import Bus
 from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from playbooks.runner import PlaybookRunner
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_events: int
+    max_pending: int
+    max_body: int
 
 
 def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: EventStore,
                incidents_store: IncidentStore, sensors_store: SensorStore | None = None,
                incident_settings: IncidentSettings | None = None,
                sensor_watch: SensorWatchSettings | None = None,
-               playbook_runner: PlaybookRunner | None = None) -> FastAPI:
+               playbook_runner: PlaybookRunner | None = None,
+               identity_service: IdentityService | None = None,
+               bus: Bus | None = None, ingest_pending: Callable[[], int] | None = None,
+               api_settings: ApiSettings | None = None) -> FastAPI:
+    api = api_settings or ApiSettings()
     app = FastAPI(
         title="govsoc API",
         version="0.1.0",
-        description="Security operations for the government network: incidents, alerts, events.",
+        description="Security operations for the government network: incidents, alerts, events, "
+                    "agency reports, sensors.",
     )
-    app.state.tokens = TokenRegistry(tokens, tree)
+    app.state.auth = Authenticator(tokens, tree, identity_service)
     app.state.tree = tree
     app.state.events = events_store
     app.state.incidents = incidents_store
@@ -34,10 +54,17 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
     app.state.sensors = sensors_store
     app.state.sensor_watch = sensor_watch or SensorWatchSettings()
     app.state.playbook_runner = playbook_runner
-    app.include_router(health.router)
-    app.include_router(incidents.router)
-    app.include_router(events.router)
+    app.state.bus = bus
+    app.state.ingest_pending = ingest_pending
+    app.state.ingest_limits = IngestLimits(api.ingest_max_events, api.ingest_max_pending, api.max_body_bytes)
+    app.state.secure_cookies = api.cookie_secure
+    app.state.limiter = security.RateLimiter(api.rate_per_s, api.rate_burst)
+    for router in (health.router, identity.router, incidents.router, events.router, playbooks.router,
+                   ingest.router, metrics.router):
+        app.include_router(router)
     if sensors_store is not None:
         app.include_router(sensors.router)
-    app.include_router(playbooks.router)
+    metrics.install(app)
+    security.install(app, max_body_bytes=api.max_body_bytes, limiter=app.state.limiter,
+                     audit=incidents_store.append_audit, secure_cookies=api.cookie_secure)
     return app

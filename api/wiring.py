@@ -21,6 +21,8 @@ from typing import Any
 
 import structlog
 
+from api.identity.service import IdentityPolicy, IdentityService
+from api.identity.store import SqliteIdentityStore
 from config.errors import GovsocError
 from config.settings import Settings
 from config.tenants import TenantScope, TenantTree
@@ -171,9 +173,9 @@ def build_runtime(settings: Settings) -> Runtime:
     tree = TenantTree.from_config(settings.tenants)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bus = open_bus(settings.pipeline.bus_url)
-    events = open_event_store(settings.store_url)
-    incidents = open_incident_store(settings.store_url)
-    sensors = open_sensor_store(settings.store_url)
+    events = open_event_store(settings.pipeline.url_for("events", settings.data_dir))
+    incidents = open_incident_store(settings.pipeline.url_for("incidents", settings.data_dir))
+    sensors = open_sensor_store(settings.pipeline.url_for("sensors", settings.data_dir))
     rule_paths = [builtin_rules_dir()] if settings.detections.include_builtin_rules else []
     ruleset, issues = load_rules([*rule_paths, *settings.detections.rule_dirs])
     for issue in issues:
@@ -233,3 +235,12 @@ def _sensor_watch(settings: Settings, tree: TenantTree, sensors: SensorStore,
         return alerts
 
     return watch
+
+
+def build_identity(settings: Settings, incidents: IncidentStore) -> IdentityService:
+    """Users, keys and sessions in `DATA_DIR/identity.db`, audited into the incident store's trail."""
+    api = settings.api
+    policy = IdentityPolicy(session_idle=api.session_idle, session_max=api.session_max,
+                            free_failures=api.login_free_failures, lock_max_s=api.login_lock_max.total_seconds())
+    store = SqliteIdentityStore(settings.data_dir / "identity.db")
+    return IdentityService(store, incidents.append_audit, policy)

@@ -93,9 +93,24 @@ class ApiToken(_Strict):
 
 
 class ApiSettings(_Strict):
+    """The API's door: where it listens, static tokens, sessions, limits."""
+
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     tokens: tuple[ApiToken, ...] = ()
+    # console sessions; the cookie is Secure unless turned off for plain-HTTP development
+    cookie_secure: bool = True
+    session_idle: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(minutes=30)
+    session_max: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(hours=12)
+    # sign-in throttling: free failures per user name and per address, then doubling locks
+    login_free_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    login_lock_max: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(minutes=15)
+    # request limits
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    rate_per_s: Annotated[float, Field(gt=0)] = 50.0  # per key and per address, sustained
+    rate_burst: Annotated[int, Field(ge=1)] = 200
+    ingest_max_events: Annotated[int, Field(ge=1, le=100_000)] = 10_000  # per request
+    ingest_max_pending: Annotated[int, Field(ge=1)] = 200_000  # raw events waiting: beyond, 503
 
 
 class DetectionSettings(_Strict):
@@ -223,9 +238,25 @@ class SensorWatchSettings(_Strict):
 
 
 class PipelineSettings(_Strict):
+    """The bus and the stores, each picked by the scheme of its URL (pipeline/store/registry.py).
+
+    `store_url` is every store's default (empty: `sqlite:///<data_dir>/govsoc.db`); `events_url`,
+    `incidents_url` and `sensors_url` each override it for one interface when set, so events can
+    live in a search cluster and incidents in PostgreSQL
+    (`GOVSOC_PIPELINE__INCIDENTS_URL=postgresql://govsoc@db:5432/govsoc`).
+    """
+
     bus_url: str = "memory://"
     store_url: str = ""  # empty: sqlite:///<data_dir>/govsoc.db
+    events_url: str = ""  # empty: store_url
+    incidents_url: str = ""  # empty: store_url
+    sensors_url: str = ""  # empty: store_url
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    def url_for(self, interface: Literal["events", "incidents", "sensors"], data_dir: Path) -> str:
+        """The URL the store of `interface` opens: its own, else `store_url`, else the default file."""
+        own = {"events": self.events_url, "incidents": self.incidents_url, "sensors": self.sensors_url}[interface]
+        return own or self.store_url or f"sqlite:///{data_dir / 'govsoc.db'}"
 
 
 class Settings(BaseSettings):

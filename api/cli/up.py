@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -20,8 +21,11 @@ from api.cli.common import (
 )
 from api.cli.progress import byte_progress
 from api.demo.playbooks import DEMO_CONNECTORS
-from api.wiring import Runtime, build_playbook_runner, build_runtime
+from api.identity.service import IdentityService
+from api.wiring import Runtime, build_identity, build_playbook_runner, build_runtime
 from config.errors import GovsocError
+from pipeline.bus import topics
+from pipeline.bus.memory import MemoryBus
 from pipeline.records import utc_now
 
 
@@ -37,15 +41,17 @@ def up(
     settings = settings_from(config, data_dir, **overrides)
     try:
         runtime = build_runtime(settings)
-        tokens = settings.api.tokens
+        identity = build_identity(settings, runtime.incidents)
         if demo:
-            tokens = tokens + _load_demo(runtime, quiet)
+            _load_demo(runtime, identity, quiet)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
-    app = create_app(tree=runtime.tree, tokens=tokens, events_store=runtime.events,
+    app = create_app(tree=runtime.tree, tokens=settings.api.tokens, events_store=runtime.events,
                      incidents_store=runtime.incidents, sensors_store=runtime.sensors,
                      incident_settings=settings.incidents, sensor_watch=settings.sensor_watch,
-                     playbook_runner=build_playbook_runner(runtime, DEMO_CONNECTORS if demo else {}))
+                     playbook_runner=build_playbook_runner(runtime, DEMO_CONNECTORS if demo else {}),
+                     identity_service=identity, bus=runtime.bus, ingest_pending=_pending_raw(runtime),
+                     api_settings=settings.api)
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()
@@ -60,21 +66,27 @@ def up(
         runtime.close()
 
 
-def _load_demo(runtime: Runtime, quiet: bool) -> tuple:  # type: ignore[type-arg]
-    from api.demo.setup import api_tokens, demo_users, load_demo, write_credentials
+def _pending_raw(runtime: Runtime) -> Callable[[], int] | None:
+    """How many raw events wait for the ingest worker, where the bus can say (the embedded one)."""
+    bus = runtime.bus
+    return (lambda: bus.lag("ingest", [topics.RAW])) if isinstance(bus, MemoryBus) else None
+
+
+def _load_demo(runtime: Runtime, identity: IdentityService, quiet: bool) -> None:
+    from api.demo.setup import demo_users, load_demo, write_credentials
 
     now = utc_now()
     with byte_progress("demo data", 0, quiet) as advance:
         stats = load_demo(runtime, now, on_progress=advance)
-    users = demo_users(runtime)
+    users = demo_users(runtime, identity, now)
     credentials = runtime.settings.data_dir / "demo-credentials.json"
     write_credentials(credentials, users)
     err_console.print(
         f"demo: {stats.events} events, {stats.dead_letters} dead letters, {stats.alerts} alerts, "
         f"{stats.incidents} incidents opened or updated, {stats.playbook_runs} playbook runs waiting\n"
         f"demo users, tokens and passwords: {credentials}\n"
-        f"try: curl -H 'Authorization: Bearer <token>' http://{runtime.settings.api.host}:"
+        f"sign in at http://{runtime.settings.api.host}:{runtime.settings.api.port}/ or try: "
+        f"curl -H 'Authorization: Bearer <token>' http://{runtime.settings.api.host}:"
         f"{runtime.settings.api.port}/api/v1/incidents",
         markup=False, highlight=False, soft_wrap=True,
     )
-    return api_tokens(users)

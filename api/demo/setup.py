@@ -3,8 +3,8 @@
 Writes the demo's log files under `DATA_DIR/demo/`, replays them through the configured pipeline
 and creates the demo users: one analyst per tenant, a national coordinator, an agency reporter and
 an admin, each with a fresh bearer token and console password, written to
-`DATA_DIR/demo-credentials.json` (mode 0600) and returned for the API's token list. Only token
-hashes are kept in the running configuration.
+`DATA_DIR/demo-credentials.json` (mode 0600). The identity store keeps only the password hashes
+(argon2) and the keys' SHA-256.
 
 The storyline (../shared/DEMO.md):
 1. a brute force on the Hà Nội portal's SSH from 203.0.113.77, then a success; Đà Nẵng's portal
@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from api.auth import new_token, token_sha256
 from api.demo.authlog import ICT, Attack, AuthLogSpec, generate_auth_log
 from api.demo.packets import CaptureSpec, write_capture
 from api.demo.windows import WindowsSpec, generate_windows_events
+from api.identity.service import IdentityService
 from api.wiring import ReplayStats, Runtime, build_playbook_runner
-from config.settings import ApiToken, Role
+from config.settings import Role
 from pipeline.bus import topics
 from pipeline.records import SensorHeartbeat
 from sensors.files import FileSource
@@ -115,17 +115,22 @@ def report_heartbeats(runtime: Runtime, now: datetime) -> None:
     runtime.pipeline.drain()
 
 
-def demo_users(runtime: Runtime) -> list[DemoUser]:
-    def user(name: str, tenant: str, role: Role) -> DemoUser:
-        return DemoUser(name, tenant, role, new_token(), secrets.token_urlsafe(12))
-
+def demo_users(runtime: Runtime, identity: IdentityService, now: datetime) -> list[DemoUser]:
+    """Create the demo's users in the identity store, each with a console password and an API key."""
     root = runtime.tree.root
-    users = [user(f"analyst-{t.id}", t.id, Role.ANALYST) for t in runtime.tree]
-    users += [
-        user("coordinator", root, Role.NATIONAL_COORDINATOR),
-        user("reporter-byt", "byt", Role.AGENCY_REPORTER),
-        user("admin", root, Role.ADMIN),
+    wanted = [(f"analyst-{t.id}", t.id, Role.ANALYST) for t in runtime.tree]
+    wanted += [
+        ("coordinator", root, Role.NATIONAL_COORDINATOR),
+        ("reporter-byt", "byt", Role.AGENCY_REPORTER),
+        ("auditor", root, Role.AUDITOR),
+        ("admin", root, Role.ADMIN),
     ]
+    users = []
+    for name, tenant, role in wanted:
+        password = secrets.token_urlsafe(12)
+        identity.create_user(name=name, tenant=tenant, role=role, password=password, actor="demo", now=now)
+        token, _ = identity.create_key(kind="api", name=name, tenant=tenant, role=role, actor="demo", now=now)
+        users.append(DemoUser(name, tenant, role, token, password))
     return users
 
 
@@ -133,10 +138,6 @@ def write_credentials(path: Path, users: list[DemoUser]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump([u.as_json() for u in users], f, ensure_ascii=False, indent=2)
-
-
-def api_tokens(users: list[DemoUser]) -> tuple[ApiToken, ...]:
-    return tuple(ApiToken(name=u.user, tenant=u.tenant, role=u.role, sha256=token_sha256(u.token)) for u in users)
 
 
 def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None] = lambda n: None) -> ReplayStats:

@@ -79,12 +79,12 @@ class MemoryBus:
         with self._cond:
             self._cond.notify_all()
 
-    def lag(self, group: str) -> int:
-        """Messages not yet committed by `group`, over all topics."""
+    def lag(self, group: str, topics: Sequence[str] | None = None) -> int:
+        """Messages not yet committed by `group`, over `topics` (every topic when None)."""
         with self._cond:
             return sum(
                 log.end - self._committed.get((group, topic, p), 0)
-                for topic, parts in self._topics.items()
+                for topic, parts in self._topics.items() if topics is None or topic in topics
                 for p, log in enumerate(parts)
             )
 
