@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from api import security
 from api.auth import Authenticator
 from api.identity.service import IdentityService
-from api.routes import events, health, identity, incidents, ingest, metrics, playbooks, sensors
+from api.reports import ReportService
+from api.routes import events, health, identity, incidents, ingest, metrics, playbooks, reports, sensors
 from config.settings import ApiSettings, ApiToken, IncidentSettings, SensorWatchSettings
 from config.tenants import TenantTree
 from pipeline.bus import Bus
@@ -38,7 +39,7 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
                playbook_runner: PlaybookRunner | None = None,
                identity_service: IdentityService | None = None,
                bus: Bus | None = None, ingest_pending: Callable[[], int] | None = None,
-               api_settings: ApiSettings | None = None) -> FastAPI:
+               api_settings: ApiSettings | None = None, reports_service: ReportService | None = None) -> FastAPI:
     api = api_settings or ApiSettings()
     app = FastAPI(
         title="govsoc API",
@@ -64,6 +65,9 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
         app.include_router(router)
     if sensors_store is not None:
         app.include_router(sensors.router)
+    app.state.reports = reports_service
+    if reports_service is not None:
+        app.include_router(reports.router)
     metrics.install(app)
     security.install(app, max_body_bytes=api.max_body_bytes, limiter=app.state.limiter,
                      audit=incidents_store.append_audit, secure_cookies=api.cookie_secure)

@@ -84,6 +84,7 @@ class ReplayStats:
     alerts: int = 0
     incidents: int = 0
     playbook_runs: int = 0
+    report: str | None = None  # the demo's agency report reference
     files: list[str] = field(default_factory=list)
 
 

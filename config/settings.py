@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from config.reports import ReportSettings
+
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 SecurityLevel = Annotated[int, Field(ge=1, le=5)]
 
@@ -274,6 +276,7 @@ class Settings(BaseSettings):
     detections: DetectionSettings = DetectionSettings()
     incidents: IncidentSettings = IncidentSettings()
     sensor_watch: SensorWatchSettings = SensorWatchSettings()
+    reports: ReportSettings = ReportSettings()
 
     @classmethod
     def settings_customise_sources(

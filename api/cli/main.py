@@ -17,6 +17,7 @@ from api.cli.parse import parse
 from api.cli.playbooks import playbooks_app
 from api.cli.records import alerts_app, incidents_app
 from api.cli.replay import replay
+from api.cli.report import report_app
 from api.cli.rules import rules_app
 from api.cli.sensor import sensor_app
 from api.cli.up import up
@@ -46,3 +47,4 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(sensor_app, name="sensor")
 app.add_typer(ml_app, name="ml")
 app.add_typer(playbooks_app, name="playbooks")
+app.add_typer(report_app, name="report")

@@ -22,6 +22,7 @@ from api.cli.common import (
 from api.cli.progress import byte_progress
 from api.demo.playbooks import DEMO_CONNECTORS
 from api.identity.service import IdentityService
+from api.reports import ReportService, open_report_store
 from api.wiring import Runtime, build_identity, build_playbook_runner, build_runtime
 from config.errors import GovsocError
 from pipeline.bus import topics
@@ -46,12 +47,14 @@ def up(
             _load_demo(runtime, identity, quiet)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
+    report_store = open_report_store(settings.pipeline.url_for("incidents", settings.data_dir), settings.data_dir)
     app = create_app(tree=runtime.tree, tokens=settings.api.tokens, events_store=runtime.events,
                      incidents_store=runtime.incidents, sensors_store=runtime.sensors,
                      incident_settings=settings.incidents, sensor_watch=settings.sensor_watch,
                      playbook_runner=build_playbook_runner(runtime, DEMO_CONNECTORS if demo else {}),
                      identity_service=identity, bus=runtime.bus, ingest_pending=_pending_raw(runtime),
-                     api_settings=settings.api)
+                     api_settings=settings.api,
+                     reports_service=ReportService(report_store, runtime.incidents, runtime.tree, settings.reports))
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()
@@ -63,6 +66,7 @@ def up(
     finally:
         stop.set()
         worker.join(timeout=5)
+        report_store.close()
         runtime.close()
 
 
@@ -83,7 +87,8 @@ def _load_demo(runtime: Runtime, identity: IdentityService, quiet: bool) -> None
     write_credentials(credentials, users)
     err_console.print(
         f"demo: {stats.events} events, {stats.dead_letters} dead letters, {stats.alerts} alerts, "
-        f"{stats.incidents} incidents opened or updated, {stats.playbook_runs} playbook runs waiting\n"
+        f"{stats.incidents} incidents opened or updated, {stats.playbook_runs} playbook runs waiting, "
+        f"Bộ Y tế's report acknowledged as {stats.report}\n"
         f"demo users, tokens and passwords: {credentials}\n"
         f"sign in at http://{runtime.settings.api.host}:{runtime.settings.api.port}/ or try: "
         f"curl -H 'Authorization: Bearer <token>' http://{runtime.settings.api.host}:"

@@ -160,4 +160,7 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
     from api.demo.playbooks import DEMO_CONNECTORS, start_demo_playbooks  # step 4, after the incidents exist
 
     total.playbook_runs = start_demo_playbooks(runtime, build_playbook_runner(runtime, DEMO_CONNECTORS), now)
+    from api.demo.reports import file_demo_report  # step 5: Bộ Y tế reports through the API
+
+    total.report = file_demo_report(runtime, now).reference
     return total

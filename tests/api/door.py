@@ -16,9 +16,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.demo.reports import demo_report_body
 from api.identity.passwords import PasswordHasher
 from api.identity.service import IdentityService
 from api.identity.store import SqliteIdentityStore
+from api.reports import ReportService, SqliteReportStore
+from config.reports import ReportSettings
 from config.settings import ApiSettings, IncidentSettings, Role, TenantConfig, TenantKind
 from config.tenants import TenantScope, TenantTree
 from detections.incidents import IncidentService
@@ -55,6 +58,7 @@ class Door:
     incidents: dict[str, str] = field(default_factory=dict)  # tenant -> incident id
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # tenant -> (run id, pending step id)
     key_ids: dict[str, str] = field(default_factory=dict)  # tenant -> id of its analyst key
+    reports: dict[str, str] = field(default_factory=dict)  # tenant -> reference of its agency report
     stores: list[object] = field(default_factory=list)
 
     def headers(self, tenant: str, role: Role) -> dict[str, str]:
@@ -71,10 +75,13 @@ def open_door(tmp: Path, api: ApiSettings = API) -> Iterator[Door]:
     settings = IncidentSettings()
     runner = PlaybookRunner(incidents, IncidentLifecycle(incidents, settings), ConnectorRegistry.from_config(
         {"http": {"kind": "http", "url": "http://127.0.0.1:9/none"}}), TREE, SqliteRunStore(tmp / "runs.db"))
+    report_store = SqliteReportStore(tmp / "reports.db")
+    reports = ReportService(report_store, incidents, TREE, ReportSettings(national_coordinator="national"))
     app = create_app(tree=TREE, tokens=(), events_store=events, incidents_store=incidents, sensors_store=sensors,
                      incident_settings=settings, playbook_runner=runner, identity_service=identity, bus=bus,
-                     ingest_pending=lambda: bus.lag("ingest", [topics.RAW]), api_settings=api)
-    door = Door(TestClient(app), identity, bus, stores=[events, incidents, sensors])
+                     ingest_pending=lambda: bus.lag("ingest", [topics.RAW]), api_settings=api,
+                     reports_service=reports)
+    door = Door(TestClient(app), identity, bus, stores=[events, incidents, sensors, report_store])
     now = utc_now()
     for tenant in ("national", *SIBLINGS):
         for role in Role:
@@ -97,6 +104,11 @@ def open_door(tmp: Path, api: ApiSettings = API) -> Iterator[Door]:
             pending = [s for s in run.steps if s.state is StepState.WAITING_APPROVAL]
             if pending:
                 door.runs[tenant] = (run.id, pending[0].step_id)
+    for tenant in SIBLINGS:
+        filed = door.client.post("/api/v1/reports", json=demo_report_body(now),
+                                 headers=door.headers(tenant, Role.AGENCY_REPORTER))
+        assert filed.status_code == 201, filed.text
+        door.reports[tenant] = filed.json()["reference"]
     try:
         with door.client:
             yield door

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
+from api.demo.reports import demo_report_body
 from config.settings import Role
+from pipeline.records import utc_now
 from tests.api.door import Door, open_door
 
 PUBLIC = {("GET", "/healthz"), ("POST", "/api/v1/auth/login")}
@@ -58,7 +60,7 @@ def sibling_samples(door: Door) -> dict[str, str]:
     """A value of Đà Nẵng's (the sibling's) for every path parameter the API has."""
     run_id, step_id = door.runs["danang"]
     return {"incident_id": door.incidents["danang"], "run_id": run_id, "step_id": step_id, "verdict": "approve",
-            "clock_id": "initial-report", "key_id": door.key_ids["danang"]}
+            "clock_id": "initial-report", "key_id": door.key_ids["danang"], "reference": door.reports["danang"]}
 
 
 def url_for(door: Door, path: str) -> str:
@@ -135,6 +137,15 @@ def sample_body(path: str) -> dict[str, Any]:
         return {"text": "xem"}
     if path.startswith("/api/v1/runs/"):
         return {"reason": "test"}
+    if path.endswith("/follow-ups"):
+        return {"reported_at": utc_now().isoformat(), "current_status": "in_progress", "update": "cập nhật"}
+    if path.endswith("/final"):
+        body = demo_report_body(utc_now())
+        return {"initial_reference": "BC-2026-000001", "initial_date": "2026-11-23", "reporter": body["reporter"],
+                "handling": "x", "resolution": "y", "resolved_at": utc_now().isoformat(),
+                "reported_at": utc_now().isoformat()}
+    if path.endswith("/forward"):
+        return {"recipient": "national"}
     return {}
 
 
