@@ -41,7 +41,7 @@ from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from pipeline.store.registry import open_event_store, open_incident_store, open_sensor_store
 from playbooks.connectors import ConnectorRegistry
 from playbooks.runner import PlaybookRunner
-from playbooks.runs import SqliteRunStore, runs_db_path
+from playbooks.runs import open_run_store
 from sensors.files import FileSource, LogBatch, read_log_file
 
 log = structlog.get_logger(__name__)
@@ -174,9 +174,9 @@ def build_runtime(settings: Settings) -> Runtime:
     tree = TenantTree.from_config(settings.tenants)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bus = open_bus(settings.pipeline.bus_url)
-    events = open_event_store(settings.pipeline.url_for("events", settings.data_dir))
-    incidents = open_incident_store(settings.pipeline.url_for("incidents", settings.data_dir))
-    sensors = open_sensor_store(settings.pipeline.url_for("sensors", settings.data_dir))
+    events = open_event_store(settings.events_url)
+    incidents = open_incident_store(settings.incidents_url)
+    sensors = open_sensor_store(settings.sensors_url)
     rule_paths = [builtin_rules_dir()] if settings.detections.include_builtin_rules else []
     ruleset, issues = load_rules([*rule_paths, *settings.detections.rule_dirs])
     for issue in issues:
@@ -210,9 +210,9 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 def build_playbook_runner(runtime: Runtime, connectors: Mapping[str, Mapping[str, Any]]) -> PlaybookRunner:
-    """The playbook runner over the runtime's incident store; runs live next to its SQLite file."""
+    """The playbook runner over the runtime's incident store; runs live beside the incidents."""
     lifecycle = IncidentLifecycle(runtime.incidents, runtime.settings.incidents)
-    runs = SqliteRunStore(runs_db_path(runtime.settings.store_url))
+    runs = open_run_store(runtime.settings.incidents_url, runtime.settings.data_dir)
     return PlaybookRunner(runtime.incidents, lifecycle, ConnectorRegistry.from_config(connectors), runtime.tree, runs)
 
 

@@ -306,7 +306,21 @@ class Settings(BaseSettings):
 
     @property
     def store_url(self) -> str:
+        """The default of every store (`pipeline.store_url`, else the SQLite file in `data_dir`)."""
         return self.pipeline.store_url or f"sqlite:///{self.data_dir / 'govsoc.db'}"
+
+    @property
+    def events_url(self) -> str:
+        return self.pipeline.url_for("events", self.data_dir)
+
+    @property
+    def incidents_url(self) -> str:
+        """Incidents, alerts and the audit trail; playbook runs and reports live beside them."""
+        return self.pipeline.url_for("incidents", self.data_dir)
+
+    @property
+    def sensors_url(self) -> str:
+        return self.pipeline.url_for("sensors", self.data_dir)
 
 
 class TreeError(ValueError):

@@ -23,7 +23,17 @@ from playbooks.errors import PlaybookError
 from playbooks.load import LIBRARY, load_playbook_text, load_playbooks
 from playbooks.model import Playbook, Step, Trigger
 from playbooks.runner import PlaybookRunner
-from playbooks.runs import Run, RunMode, RunState, SqliteRunStore, StepRecord, StepState, runs_db_path
+from playbooks.runs import (
+    Run,
+    RunMode,
+    RunState,
+    RunStore,
+    SqliteRunStore,
+    StepRecord,
+    StepState,
+    open_run_store,
+    runs_db_path,
+)
 from playbooks.triggers import matches, triggered_playbooks
 
 __all__ = [
@@ -41,6 +51,7 @@ __all__ = [
     "Run",
     "RunMode",
     "RunState",
+    "RunStore",
     "SqliteRunStore",
     "Step",
     "StepRecord",
@@ -48,6 +59,7 @@ __all__ = [
     "Trigger",
     "load_playbook_text",
     "load_playbooks",
+    "open_run_store",
     "matches",
     "runs_db_path",
     "triggered_playbooks",

@@ -54,7 +54,7 @@ from playbooks.model import (
     SetStateStep,
     Step,
 )
-from playbooks.runs import Run, RunMode, RunState, SqliteRunStore, StepState
+from playbooks.runs import Run, RunMode, RunState, RunStore, StepState
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +93,7 @@ class _Context:
 
 class PlaybookRunner:
     def __init__(self, store: IncidentStore, lifecycle: IncidentLifecycle, connectors: ConnectorRegistry,
-                 tree: TenantTree, runs: SqliteRunStore) -> None:
+                 tree: TenantTree, runs: RunStore) -> None:
         self._store = store
         self._lifecycle = lifecycle
         self._connectors = connectors
@@ -108,7 +108,7 @@ class PlaybookRunner:
     # --- the public calls -----------------------------------------------------------------------
 
     @property
-    def runs(self) -> SqliteRunStore:
+    def runs(self) -> RunStore:
         """Where runs are recorded (read access for the API)."""
         return self._runs
 

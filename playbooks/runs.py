@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -107,6 +107,40 @@ CREATE TABLE IF NOT EXISTS playbook_side_effects (
   key TEXT PRIMARY KEY, run_id TEXT NOT NULL, step_id TEXT NOT NULL, state TEXT NOT NULL,
   request TEXT NOT NULL, result TEXT, started TEXT NOT NULL, finished TEXT);
 """
+
+
+class RunStore(Protocol):
+    """Where runs live: `SqliteRunStore` here, `PostgresRunStore` (playbooks/runs_postgres.py).
+
+    Both keep the invariants above; the runner's tests run against each.
+    """
+
+    def create_run(self, run: Run, playbook_json: str, step_ids: list[str]) -> bool: ...
+    def update_run(self, run_id: str, state: RunState, cursor: str | None, now: datetime) -> None: ...
+    def update_step(self, run_id: str, step_id: str, state: StepState, now: datetime, *,
+                    output: dict[str, Any] | None = None, error: str = "") -> None: ...
+    def run(self, run_id: str) -> Run | None: ...
+    def playbook_json(self, run_id: str) -> str: ...
+    def runs(self, state: RunState | None = None, limit: int = 100) -> list[Run]: ...
+    def record_approval(self, run_id: str, step_id: str, user: str, role: str, decision: str,
+                        now: datetime) -> None: ...
+    def approvals(self, run_id: str, step_id: str) -> list[tuple[str, str, str]]: ...
+    def side_effect(self, key: str) -> SideEffect | None: ...
+    def begin_side_effect(self, key: str, run_id: str, step_id: str, request: dict[str, Any],
+                          now: datetime) -> None: ...
+    def finish_side_effect(self, key: str, result: dict[str, Any], now: datetime) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_run_store(incidents_url: str, data_dir: Path) -> RunStore:
+    """Runs live beside the incidents: in PostgreSQL when they do, else in `runs_db_path`'s file."""
+    if incidents_url.startswith(("postgresql://", "postgres://")):
+        from playbooks.runs_postgres import PostgresRunStore  # psycopg is a scale-out dependency
+
+        return PostgresRunStore.from_url(incidents_url)
+    if incidents_url.startswith("sqlite:///"):
+        return SqliteRunStore(runs_db_path(incidents_url))
+    return SqliteRunStore(data_dir / RUNS_FILE)
 
 
 def runs_db_path(store_url: str) -> Path:

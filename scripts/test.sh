@@ -4,15 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use (tshark checks the packet sensor); installed when missing
+# Debian packages the tests use, installed when missing: tshark (the packet sensor's reference),
+# postgresql (the second IncidentStore), poppler-utils and the fonts (the report PDFs), WeasyPrint's
+# Pango libraries, chromium (the console's browser tests)
+need=(tshark postgresql poppler-utils fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+      chromium)
 missing=()
-command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+for package in "${need[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "!! ${missing[*]} missing and not root: the tests that need them are skipped" >&2
+    echo "!! ${missing[*]} missing and not root: the tests that need them will fail" >&2
   fi
 fi
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("config", "pipeline", "sensors", "detections", "playbooks", "api")
-LAZY_SCALE_MODULES = re.compile(r"^pipeline/(bus/kafka|store/elastic\w*)\.py$")
+LAZY_SCALE_MODULES = re.compile(
+    r"^(pipeline/(bus/kafka|store/elastic\w*|store/postgres\w*)|playbooks/runs_postgres)\.py$")
 
 
 def _names(requirements: list[str]) -> set[str]:

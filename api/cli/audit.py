@@ -34,7 +34,7 @@ def verify(config: ConfigOption = None, data_dir: DataDirOption = None, as_json:
     """
     settings = settings_from(config, data_dir)
     try:
-        check = _verify(settings.store_url)
+        check = _verify(settings.incidents_url)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
     if as_json:

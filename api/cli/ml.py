@@ -119,7 +119,7 @@ def _training_set(settings: Settings, tenant: str, since: timedelta, files: Sequ
         # Only the tenant itself: a parent's model must not learn its children's normal.
         scope = TenantScope(root=tenant, tenant_ids=frozenset({tenant}))
         end = datetime.now(UTC)
-        store = open_event_store(settings.store_url)
+        store = open_event_store(settings.events_url)
         try:
             for page in stored_pages(store, scope, end - since, end):
                 found.add(featurizer, page)

@@ -39,7 +39,7 @@ def _read(config: Path | None, data_dir: Path | None, tenant: str | None,
     settings = settings_from(config, data_dir)
     scope = _scope(TenantTree.from_config(settings.tenants), tenant)
     try:
-        store = open_incident_store(settings.store_url)
+        store = open_incident_store(settings.incidents_url)
         try:
             return read(store, scope)
         finally:

@@ -73,8 +73,8 @@ def _incident_html(settings: Settings, incident_id: str, lang: Literal["vi", "en
     """(HTML, a name for the document) of the incident's report."""
     tree = TenantTree.from_config(settings.tenants)
     renderer = ReportRenderer(_report_settings(settings), tree)
-    incidents = open_incident_store(settings.store_url)
-    reports = open_report_store(settings.store_url, settings.data_dir)
+    incidents = open_incident_store(settings.incidents_url)
+    reports = open_report_store(settings.incidents_url, settings.data_dir)
     try:
         incident = _find_incident(incidents, incident_id)
         record = reports.report_of_incident(TenantScope.everything(), incident.id)
@@ -131,7 +131,7 @@ def period(
     since = datetime.combine(start.date(), time(), zone)
     until = datetime.combine(end.date() + timedelta(days=1), time(), zone)
     try:
-        incidents, sensors = open_incident_store(settings.store_url), open_sensor_store(settings.store_url)
+        incidents, sensors = open_incident_store(settings.incidents_url), open_sensor_store(settings.sensors_url)
         try:
             stats = period_stats(incidents, tree, tenant, since, until, sensors=sensors, now=datetime.now(UTC))
         finally:

@@ -47,7 +47,7 @@ def up(
             _load_demo(runtime, identity, quiet)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
-    report_store = open_report_store(settings.pipeline.url_for("incidents", settings.data_dir), settings.data_dir)
+    report_store = open_report_store(settings.incidents_url, settings.data_dir)
     app = create_app(tree=runtime.tree, tokens=settings.api.tokens, events_store=runtime.events,
                      incidents_store=runtime.incidents, sensors_store=runtime.sensors,
                      incident_settings=settings.incidents, sensor_watch=settings.sensor_watch,

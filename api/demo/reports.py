@@ -80,7 +80,7 @@ def file_demo_report(runtime: Runtime, now: datetime) -> ReportAck:
     """File Bộ Y tế's report through the API; returns the acknowledgement with its reference."""
     settings = getattr(runtime.settings, "reports", None)
     settings = settings if isinstance(settings, ReportSettings) else ReportSettings()
-    store = open_report_store(runtime.settings.store_url, runtime.settings.data_dir)
+    store = open_report_store(runtime.settings.incidents_url, runtime.settings.data_dir)
     service = ReportService(store, runtime.incidents, runtime.tree, settings, clock=lambda: now)
     try:
         existing = _existing(service)

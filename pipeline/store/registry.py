@@ -5,8 +5,11 @@ In: a URL from settings (`sqlite:///data/govsoc.db`). Out: an `EventStore` or `I
 - `BACKENDS` is the one table of back ends, scheme -> lazy `"module:Class"` strings, so a back end's
   client library is imported only when a URL asks for it.
 - Every store class opens itself with `from_url(url)`; the registry reads only the scheme.
-- A back end may have no incident store (`elasticsearch://`, `opensearch://` hold events and dead
-  letters only); opening one there raises `StoreError` naming the schemes that have one.
+- A back end need not have every store: `elasticsearch://` and `opensearch://` hold events and
+  dead letters only; `postgresql://` (or `postgres://`, the same back end) holds incidents, alerts
+  and the audit trail only, while events stay on `sqlite:///` or a search cluster and sensor
+  heartbeats on `sqlite:///`. Each interface has its own URL in settings, so a deployment mixes
+  them. Opening a store a back end lacks raises `StoreError` naming the schemes that have one.
 - An unknown scheme raises `StoreError` naming the URL (password hidden) and the known schemes.
 """
 
@@ -23,9 +26,9 @@ from pipeline.store.base import EventStore, IncidentStore, SensorStore
 
 @dataclass(frozen=True, slots=True)
 class StoreBackend:
-    """Where one back end's stores live, as `"module:Class"`; `incidents` is None if it has none."""
+    """Where one back end's stores live, as `"module:Class"`; None where it has no such store."""
 
-    events: str
+    events: str | None = None
     incidents: str | None = None
     sensors: str | None = None
 
@@ -40,11 +43,18 @@ BACKENDS: dict[str, StoreBackend] = {
     # (pipeline/store/elastic_client.py).
     "elasticsearch": StoreBackend(events="pipeline.store.elastic:ElasticEventStore"),
     "opensearch": StoreBackend(events="pipeline.store.elastic:ElasticEventStore"),
+    # libpq takes both spellings of the scheme; incidents only (events need full text and volume).
+    "postgresql": StoreBackend(incidents="pipeline.store.postgres_incidents:PostgresIncidentStore"),
+    "postgres": StoreBackend(incidents="pipeline.store.postgres_incidents:PostgresIncidentStore"),
 }
 
 
 def open_event_store(url: str) -> EventStore:
-    return cast(EventStore, _store_class(_backend(url).events).from_url(url))
+    target = _backend(url).events
+    if target is None:
+        having = ", ".join(f"{name}://" for name, backend in sorted(BACKENDS.items()) if backend.events)
+        raise StoreError(f"store URL {redacted(url)!r} holds no events: events need one of {having}")
+    return cast(EventStore, _store_class(target).from_url(url))
 
 
 def open_incident_store(url: str) -> IncidentStore:

@@ -8,7 +8,8 @@ Adding an implementation is one more entry in the table of each interface it imp
 
 Server-backed harnesses start their server (a session fixture, tests/servers/) only when a test
 with their parameter runs, and give each test a store of its own: a fresh index prefix, whose
-indices and templates are deleted afterwards. `-k "not opensearch"` skips them for a quick run.
+indices and templates are deleted afterwards, or a fresh PostgreSQL database, dropped afterwards.
+`-k "not opensearch and not postgres"` skips them for a quick run.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 import pytest
 
 from pipeline.store.base import EventStore, IncidentStore
 from pipeline.store.registry import open_event_store, open_incident_store
-from tests.servers import search
+from tests.servers import postgres, search
 from tests.servers.search import SearchServer
 
 search_server = search.search_server  # the session fixture (one server, shared by every module)
+postgres_server = postgres.postgres_server  # the same, for PostgreSQL (tests/servers/postgres.py)
+postgres_database = postgres.postgres_database
 
 
 class EventHarness(Protocol):
@@ -37,7 +41,9 @@ class EventHarness(Protocol):
 
 
 class StoreHarness(Protocol):
-    url: str
+    @property
+    def url(self) -> str: ...
+
     refused: type[Exception]  # what the database raises when the audit trail refuses a change
 
     def update_audit(self, seq: int, action: str) -> None:
@@ -81,9 +87,40 @@ class SqliteHarness:
         )
 
 
-HARNESSES: dict[str, Callable[[Path], StoreHarness]] = {
+@dataclass
+class PostgresHarness:
+    """A database of the test's own on the session's PostgreSQL; the guards are triggers there too."""
+
+    url: str
+    refused: type[Exception] = psycopg.errors.RaiseException
+
+    def _execute(self, *statements: tuple[str, tuple[object, ...]]) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for sql, params in statements:
+                conn.execute(sql.encode(), params)
+
+    def update_audit(self, seq: int, action: str) -> None:
+        self._execute(("UPDATE audit SET action = %s WHERE seq = %s", (action, seq)))
+
+    def delete_audit(self, seq: int) -> None:
+        self._execute(("DELETE FROM audit WHERE seq = %s", (seq,)))
+
+    def tamper_audit(self, seq: int, action: str) -> None:
+        self._execute(
+            ("ALTER TABLE audit DISABLE TRIGGER USER", ()),
+            ("UPDATE audit SET action = %s WHERE seq = %s", (action, seq)),
+        )
+
+
+def postgres_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AbstractContextManager[StoreHarness]:
+    # postgres_database drops the test's database at the end of the test, like any fixture.
+    return nullcontext(PostgresHarness(request.getfixturevalue("postgres_database")))
+
+
+HARNESSES: dict[str, Callable[[pytest.FixtureRequest, Path], AbstractContextManager[StoreHarness]]] = {
     # Both stores share one file, which is also what `govsoc up` does.
-    "sqlite": lambda tmp_path: SqliteHarness(tmp_path / "govsoc.db"),
+    "sqlite": lambda request, tmp_path: nullcontext(SqliteHarness(tmp_path / "govsoc.db")),
+    "postgres": postgres_harness,  # Debian's PostgreSQL 15, see tests/servers/postgres.py
 }
 
 
@@ -115,8 +152,9 @@ EVENT_HARNESSES: dict[str, Callable[[pytest.FixtureRequest, Path], AbstractConte
 
 
 @pytest.fixture(params=sorted(HARNESSES))
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> StoreHarness:
-    return HARNESSES[request.param](tmp_path)
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreHarness]:
+    with HARNESSES[request.param](request, tmp_path) as harness:
+        yield harness
 
 
 @pytest.fixture(params=sorted(EVENT_HARNESSES))
