@@ -17,9 +17,10 @@ from api import security
 from api.auth import Authenticator
 from api.identity.service import IdentityService
 from api.reports import ReportService
-from api.routes import events, health, identity, incidents, ingest, metrics, playbooks, reports, sensors
+from api.routes import events, health, identity, incidents, ingest, intel, metrics, playbooks, reports, sensors
 from config.settings import ApiSettings, ApiToken, IncidentSettings, SensorWatchSettings
 from config.tenants import TenantTree
+from detections.intel import IntelStore
 from pipeline.bus import Bus
 from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from playbooks.runner import PlaybookRunner
@@ -39,7 +40,8 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
                playbook_runner: PlaybookRunner | None = None,
                identity_service: IdentityService | None = None,
                bus: Bus | None = None, ingest_pending: Callable[[], int] | None = None,
-               api_settings: ApiSettings | None = None, reports_service: ReportService | None = None) -> FastAPI:
+               api_settings: ApiSettings | None = None, reports_service: ReportService | None = None,
+               intel_store: IntelStore | None = None) -> FastAPI:
     api = api_settings or ApiSettings()
     app = FastAPI(
         title="govsoc API",
@@ -68,6 +70,9 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
     app.state.reports = reports_service
     if reports_service is not None:
         app.include_router(reports.router)
+    app.state.intel = intel_store
+    if intel_store is not None:
+        app.include_router(intel.router)
     metrics.install(app)
     security.install(app, max_body_bytes=api.max_body_bytes, limiter=app.state.limiter,
                      audit=incidents_store.append_audit, secure_cookies=api.cookie_secure)

@@ -122,14 +122,15 @@ def client_address(request: Request) -> str:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's answer, except that a 422 with a plain message takes the validation-error shape.
+    """FastAPI's answer, except that a 422 with plain messages takes the validation-error shape.
 
     A 422 is documented as `HTTPValidationError` (a list of `{loc, msg, type}`); a route that
     refuses a well-formed body for a reason of its own says so in the same shape.
     """
     assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 422 and isinstance(exc.detail, str):
-        detail: Any = [{"loc": ["body"], "msg": exc.detail, "type": "value_error"}]
+    messages = [exc.detail] if isinstance(exc.detail, str) else exc.detail
+    if exc.status_code == 422 and isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        detail: Any = [{"loc": ["body"], "msg": m, "type": "value_error"} for m in messages]
         exc = StarletteHTTPException(422, detail, exc.headers)
     return await http_exception_handler(request, exc)
 

@@ -6,7 +6,11 @@ environment, and overrides from the command line. Out: a validated, frozen `Sett
 
 Contract:
 - Sources, highest first: `overrides`, then `GOVSOC_*` variables (nested with `__`, e.g.
-  `GOVSOC_API__PORT`), then the file, then the model's defaults. Mappings merge deeply, so
+  `GOVSOC_API__PORT`), then the file, then the model's defaults. Four short aliases name the back
+  ends (`ENV_ALIASES`): `GOVSOC_BUS`, `GOVSOC_EVENTS`, `GOVSOC_INCIDENTS` and `GOVSOC_SENSORS` set
+  `pipeline.bus_url`, `.events_url`, `.incidents_url` and `.sensors_url`; an alias and its long
+  form set to different values is an error naming both. `GOVSOC_INCIDENTS` whose value starts
+  with `{` still sets the `incidents` section (JSON), as before the alias existed. Mappings merge deeply, so
   `{"api": {"port": 9000}}` keeps the file's `api.host`; any other value (a list included) replaces.
 - This is the only module that reads the environment. `Settings` itself reads no source but its
   keyword arguments (see `Settings.settings_customise_sources`); the sources are merged here
@@ -45,9 +49,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from config.errors import ConfigError, ConfigErrors, SourceLocation
 from config.settings import Settings, TreeError
 
-__all__ = ["CONFIG_VARIABLE", "load_settings"]
+__all__ = ["CONFIG_VARIABLE", "ENV_ALIASES", "load_settings"]
 
 CONFIG_VARIABLE = "GOVSOC_CONFIG"  # names the file when no path is given; not a setting itself
+# Short names for the back-end URLs (issue 11): what an operator sets in a systemd unit.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "GOVSOC_BUS": ("pipeline", "bus_url"),
+    "GOVSOC_EVENTS": ("pipeline", "events_url"),
+    "GOVSOC_INCIDENTS": ("pipeline", "incidents_url"),
+    "GOVSOC_SENSORS": ("pipeline", "sensors_url"),
+}
 _PREFIX = (Settings.model_config.get("env_prefix") or "").upper()
 _DELIMITER = Settings.model_config.get("env_nested_delimiter") or "__"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -229,7 +240,7 @@ def _read_environment() -> _Environment:
     problems: list[ConfigError] = []
     for variable in os.environ:
         upper = variable.upper()
-        if not upper.startswith(_PREFIX) or upper == CONFIG_VARIABLE:
+        if not upper.startswith(_PREFIX) or upper == CONFIG_VARIABLE or _is_alias(upper, os.environ[variable]):
             continue
         loc = tuple(variable[len(_PREFIX) :].lower().split(_DELIMITER))
         variables[loc] = variable
@@ -238,11 +249,45 @@ def _read_environment() -> _Environment:
             reason = f"unknown setting{_did_you_mean(upper, known)}"
             problems.append(ConfigError(reason, SourceLocation(field=variable)))
     try:
-        values = EnvSettingsSource(Settings)()
+        source = EnvSettingsSource(Settings)
+        # GOVSOC_INCIDENTS=<url> is the alias, not the `incidents` section: hide it from the source.
+        source.env_vars = {name: value for name, value in source.env_vars.items()
+                           if value is None or not _is_alias(name, value)}
+        values = source()
     except SettingsError as e:
         problems.append(_env_parse_problem(e, variables))
         values = {}
-    return _Environment(values, variables, problems)
+    return _Environment(_with_aliases(values, variables, problems), variables, problems)
+
+
+def _is_alias(variable: str, value: str) -> bool:
+    """Whether `variable` is used as an alias: `GOVSOC_INCIDENTS` also names the `incidents`
+    section, which takes a JSON object, so a value starting with `{` keeps that meaning."""
+    return variable.upper() in ENV_ALIASES and not value.lstrip().startswith("{")
+
+
+def _with_aliases(values: dict[str, Any], variables: dict[tuple[str, ...], str],
+                  problems: list[ConfigError]) -> dict[str, Any]:
+    """`values` with each alias variable set (`ENV_ALIASES`) put at its key path.
+
+    The alias is recorded in `variables`, so an invalid value is reported under the alias's
+    name; an alias that disagrees with the long variable of the same setting is a problem.
+    """
+    for variable, value in os.environ.items():
+        loc = ENV_ALIASES.get(variable.upper())
+        if loc is None or not _is_alias(variable, value):
+            continue
+        section = values.setdefault(loc[0], {})
+        if not isinstance(section, dict):
+            continue  # a JSON value for the whole section was given; it is validated as it is
+        long_form = variables.get(loc)
+        if long_form is not None and section.get(loc[1]) != value:
+            reason = f"disagrees with {long_form}: set one of them"
+            problems.append(ConfigError(reason, SourceLocation(field=variable)))
+            continue
+        section[loc[1]] = value
+        variables[loc] = variable
+    return values
 
 
 def _env_parse_problem(error: SettingsError, variables: dict[tuple[str, ...], str]) -> ConfigError:

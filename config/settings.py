@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from config.reports import ReportSettings
+from config.watch import ServiceWatchSettings
 
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 SecurityLevel = Annotated[int, Field(ge=1, le=5)]
@@ -277,6 +278,7 @@ class Settings(BaseSettings):
     incidents: IncidentSettings = IncidentSettings()
     sensor_watch: SensorWatchSettings = SensorWatchSettings()
     reports: ReportSettings = ReportSettings()
+    service_watch: ServiceWatchSettings = ServiceWatchSettings()
 
     @classmethod
     def settings_customise_sources(

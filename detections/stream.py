@@ -1,7 +1,8 @@
 """The detection worker's steps: events from the bus -> alerts -> incidents.
 
-- `DetectStep`: a batch of `topics.EVENTS` messages -> the Sigma engine -> alerts published on
-  `topics.ALERTS`, each carrying the asset and security level enrichment found on its events.
+- `DetectStep`: a batch of `topics.EVENTS` messages -> the Sigma engine and the threat-intel
+  matcher -> alerts published on `topics.ALERTS`, each carrying the asset and security level
+  enrichment found on its events; intel matches are recorded as sightings after publishing.
 - `IncidentStep`: a batch of `topics.ALERTS` messages -> `IncidentService.ingest`.
 
 Both are plain functions of one batch (no loop, no sleeping), so tests drive them directly and
@@ -17,6 +18,7 @@ import structlog
 
 from config.errors import GovsocError
 from detections.incidents import IncidentService
+from detections.intel import IntelFeed
 from detections.sigma.match import SigmaEngine
 from pipeline.bus import Bus, Message, topics
 from pipeline.records import Alert, Event, Incident
@@ -25,9 +27,10 @@ log = structlog.get_logger(__name__)
 
 
 class DetectStep:
-    def __init__(self, engine: SigmaEngine, bus: Bus) -> None:
+    def __init__(self, engine: SigmaEngine, bus: Bus, intel: IntelFeed | None = None) -> None:
         self._engine = engine
         self._bus = bus
+        self._intel = intel
 
     def __call__(self, messages: Sequence[Message]) -> list[Alert]:
         events: list[Event] = []
@@ -36,9 +39,14 @@ class DetectStep:
                 events.append(Event.from_json(message.value))
             except GovsocError as e:  # ingest validated it already; a bad one here is a bug upstream
                 log.warning("event_skipped", topic=message.topic, offset=message.offset, reason=str(e))
-        alerts = [_with_asset(alert, events) for alert in self._engine.process(events)]
+        raised = self._engine.process(events)
+        if self._intel is not None:
+            raised = [*raised, *self._intel.process(events)]
+        alerts = [_with_asset(alert, events) for alert in raised]
         if alerts:
             self._bus.publish(topics.ALERTS, [(a.tenant, a.to_json()) for a in alerts])
+            if self._intel is not None:
+                self._intel.record(alerts)  # sightings, once the alerts are on the bus
         return alerts
 
 

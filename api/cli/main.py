@@ -12,6 +12,8 @@ import typer
 from api.cli.audit import audit_app
 from api.cli.common import configure_logging
 from api.cli.detect import detect
+from api.cli.hunt import hunt
+from api.cli.intel import intel_app
 from api.cli.ml import ml_app
 from api.cli.parse import parse
 from api.cli.playbooks import playbooks_app
@@ -21,6 +23,7 @@ from api.cli.report import report_app
 from api.cli.rules import rules_app
 from api.cli.sensor import sensor_app
 from api.cli.up import up
+from api.cli.watch import watch_app
 
 app = typer.Typer(
     name="govsoc",
@@ -40,6 +43,7 @@ app.command()(up)
 app.command()(replay)
 app.command()(detect)
 app.command()(parse)
+app.command()(hunt)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(audit_app, name="audit")
@@ -48,3 +52,5 @@ app.add_typer(sensor_app, name="sensor")
 app.add_typer(ml_app, name="ml")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(report_app, name="report")
+app.add_typer(intel_app, name="intel")
+app.add_typer(watch_app, name="watch")

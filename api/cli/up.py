@@ -54,7 +54,8 @@ def up(
                      playbook_runner=build_playbook_runner(runtime, DEMO_CONNECTORS if demo else {}),
                      identity_service=identity, bus=runtime.bus, ingest_pending=_pending_raw(runtime),
                      api_settings=settings.api,
-                     reports_service=ReportService(report_store, runtime.incidents, runtime.tree, settings.reports))
+                     reports_service=ReportService(report_store, runtime.incidents, runtime.tree, settings.reports),
+                     intel_store=runtime.intel)
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()

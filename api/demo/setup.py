@@ -157,10 +157,16 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
         total.incidents += stats.incidents  # tenants' incidents are distinct
         total.files.extend(stats.files)
     report_heartbeats(runtime, now)
+    from api.demo.watch import run_demo_watch  # step 7: Đà Nẵng's portal defaced
+
+    total.alerts += run_demo_watch(runtime, runtime.settings.data_dir / "demo", now).alerts
     from api.demo.playbooks import DEMO_CONNECTORS, start_demo_playbooks  # step 4, after the incidents exist
 
     total.playbook_runs = start_demo_playbooks(runtime, build_playbook_runner(runtime, DEMO_CONNECTORS), now)
     from api.demo.reports import file_demo_report  # step 5: Bộ Y tế reports through the API
 
     total.report = file_demo_report(runtime, now).reference
+    from api.demo.intel import publish_and_sight  # step 6: intel, after the day's events are stored
+
+    total.alerts += publish_and_sight(runtime, now).alerts
     return total

@@ -35,6 +35,11 @@ class Consumer(Protocol):
         """Mark everything polled so far as processed for this consumer's group."""
         ...
 
+    def lag(self) -> int | None:
+        """Messages of this member's partitions not yet handed out by `poll`; None when unknown
+        (not joined yet, or the bus cannot say). A metric: it never raises."""
+        ...
+
     def close(self) -> None: ...
 
 

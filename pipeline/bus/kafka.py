@@ -286,6 +286,21 @@ class KafkaBus:
         except kafka.errors.KafkaError as e:
             raise BusError(f"kafka: closing the bus failed: {e}") from e
 
+    def ensure_topics(self, topics: Iterable[str]) -> None:
+        """Create each topic that does not exist with this bus's `partitions` and `replication_factor`;
+        an existing topic is left as it is (idempotent: `govsoc setup` runs it before the workers)."""
+        self._ensure_topics(topics)
+
+    def partition_counts(self, topics: Iterable[str]) -> dict[str, int]:
+        """How many partitions each existing topic has, as the cluster says."""
+        with self._lock:
+            admin = self._admin_client()
+            try:
+                described = admin.describe_topics(list(topics))
+            except kafka.errors.KafkaError as e:
+                raise BusError(f"kafka: describing topics failed: {e}") from e
+        return {item["topic"]: len(item["partitions"]) for item in described}
+
     def _ensure_topics(self, topics: Iterable[str]) -> None:
         """Create each topic not yet known to exist; an existing topic is left as it is."""
         with self._lock:
@@ -428,6 +443,19 @@ class KafkaBusConsumer:
         with self._lock:
             for tp in partitions:
                 self._pending.pop(tp, None)
+
+    def lag(self) -> int | None:
+        """End offsets minus this member's positions over its partitions; None while it joins or
+        when the broker does not answer (a metric must not stop the worker)."""
+        try:
+            parts = list(self._consumer.assignment())
+            if not parts:
+                return None
+            ends = self._consumer.end_offsets(parts)
+            return sum(max(0, int(ends[tp]) - int(self._consumer.position(tp, timeout_ms=1000))) for tp in parts)
+        except (kafka.errors.KafkaError, KeyError, TypeError) as e:
+            log.debug("kafka_lag_unknown", group=self.group, reason=str(e))
+            return None
 
     def assignment(self) -> frozenset[tuple[str, int]]:
         """The (topic, partition) pairs this member owns now; empty while it joins its group."""

@@ -134,5 +134,13 @@ class MemoryConsumer:
         with self._bus._cond:
             self._bus._commit(self._group, dict(self._position))
 
+    def lag(self) -> int | None:
+        """Messages not yet handed out to this member (members of one group share partitions here)."""
+        with self._bus._cond:
+            return sum(
+                log.end - self._position.get((topic, p), self._bus._committed.get((self._group, topic, p), 0))
+                for topic in self._topics for p, log in enumerate(self._bus._topic(topic))
+            )
+
     def close(self) -> None:
         self._closed = True

@@ -174,6 +174,21 @@ class ElasticEventStore:
             self._closed = True
             self._client.close()
 
+    # --- administration (govsoc setup, retention) ---------------------------------------------
+
+    def event_indices(self) -> list[str]:
+        """The names of this deployment's event indices (`<prefix>-events-*`), sorted."""
+        with self._calling(f"list indices {self.names.events_pattern}"):
+            found = self._client.indices.get(index=self.names.events_pattern, expand_wildcards="all")
+        return sorted(found)
+
+    def delete_index(self, name: str) -> None:
+        """Delete one event index by its exact name (never a pattern)."""
+        if not name.startswith(f"{self.names.prefix}-events-") or "*" in name:
+            raise StoreError(f"refusing to delete {name!r}: not one of this store's event indices", self._where)
+        with self._calling(f"delete index {name}"):
+            self._client.indices.delete(index=name)
+
     # --- internals --------------------------------------------------------------------------
 
     def _install_templates(self) -> None:

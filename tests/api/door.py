@@ -26,6 +26,8 @@ from config.settings import ApiSettings, IncidentSettings, Role, TenantConfig, T
 from config.tenants import TenantScope, TenantTree
 from detections.incidents import IncidentService
 from detections.incidents.lifecycle import IncidentLifecycle
+from detections.intel import ImportOptions, IndicatorType, IntelStore, Tlp
+from detections.intel.model import make_indicator
 from pipeline.bus import topics
 from pipeline.bus.memory import MemoryBus
 from pipeline.records import utc_now
@@ -59,6 +61,7 @@ class Door:
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # tenant -> (run id, pending step id)
     key_ids: dict[str, str] = field(default_factory=dict)  # tenant -> id of its analyst key
     reports: dict[str, str] = field(default_factory=dict)  # tenant -> reference of its agency report
+    indicators: dict[str, str] = field(default_factory=dict)  # tenant -> id of its TLP:AMBER indicator
     stores: list[object] = field(default_factory=list)
 
     def headers(self, tenant: str, role: Role) -> dict[str, str]:
@@ -76,12 +79,13 @@ def open_door(tmp: Path, api: ApiSettings = API) -> Iterator[Door]:
     runner = PlaybookRunner(incidents, IncidentLifecycle(incidents, settings), ConnectorRegistry.from_config(
         {"http": {"kind": "http", "url": "http://127.0.0.1:9/none"}}), TREE, SqliteRunStore(tmp / "runs.db"))
     report_store = SqliteReportStore(tmp / "reports.db")
+    intel = IntelStore(tmp / "intel.db", TREE)
     reports = ReportService(report_store, incidents, TREE, ReportSettings(national_coordinator="national"))
     app = create_app(tree=TREE, tokens=(), events_store=events, incidents_store=incidents, sensors_store=sensors,
                      incident_settings=settings, playbook_runner=runner, identity_service=identity, bus=bus,
                      ingest_pending=lambda: bus.lag("ingest", [topics.RAW]), api_settings=api,
-                     reports_service=reports)
-    door = Door(TestClient(app), identity, bus, stores=[events, incidents, sensors, report_store])
+                     reports_service=reports, intel_store=intel)
+    door = Door(TestClient(app), identity, bus, stores=[events, incidents, sensors, report_store, intel])
     now = utc_now()
     for tenant in ("national", *SIBLINGS):
         for role in Role:
@@ -104,7 +108,11 @@ def open_door(tmp: Path, api: ApiSettings = API) -> Iterator[Door]:
             pending = [s for s in run.steps if s.state is StepState.WAITING_APPROVAL]
             if pending:
                 door.runs[tenant] = (run.id, pending[0].step_id)
-    for tenant in SIBLINGS:
+    for n, tenant in enumerate(SIBLINGS):
+        indicator = make_indicator(ImportOptions(publisher=tenant, source="door"), IndicatorType.IPV4,
+                                   f"198.51.100.{90 + n}", tlp=Tlp.AMBER)
+        intel.publish([indicator])
+        door.indicators[tenant] = indicator.id
         filed = door.client.post("/api/v1/reports", json=demo_report_body(now),
                                  headers=door.headers(tenant, Role.AGENCY_REPORTER))
         assert filed.status_code == 201, filed.text

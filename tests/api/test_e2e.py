@@ -92,7 +92,9 @@ def test_another_tenant_sees_nothing_of_it(demo: tuple[str, Path]) -> None:
     for incident in own["incidents"]:
         assert get(base, f"/api/v1/incidents/{incident['id']}", other_token).status_code == 404
     events: Any = get(base, "/api/v1/events?field=source.ip:203.0.113.77", other_token).json()
-    assert events["total"] == 0
+    # the attacker also tried Đà Nẵng (DEMO.md step 6: an intel sighting), but Hà Nội's events stay Hà Nội's
+    assert events["total"] >= 1
+    assert {e["organization"]["id"] for e in events["events"]} == {"danang"}
 
 
 def test_the_cli_lists_the_demo_incident(demo: tuple[str, Path]) -> None:

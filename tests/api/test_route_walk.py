@@ -60,7 +60,8 @@ def sibling_samples(door: Door) -> dict[str, str]:
     """A value of Đà Nẵng's (the sibling's) for every path parameter the API has."""
     run_id, step_id = door.runs["danang"]
     return {"incident_id": door.incidents["danang"], "run_id": run_id, "step_id": step_id, "verdict": "approve",
-            "clock_id": "initial-report", "key_id": door.key_ids["danang"], "reference": door.reports["danang"]}
+            "clock_id": "initial-report", "key_id": door.key_ids["danang"], "reference": door.reports["danang"],
+            "indicator_id": door.indicators["danang"]}
 
 
 def url_for(door: Door, path: str) -> str:

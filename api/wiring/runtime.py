@@ -1,4 +1,4 @@
-"""Process wiring: the one place that turns `Settings` into running parts.
+"""The runtime: `Settings` turned into open stores, a bus, rules and the pipeline's workers.
 
 `build_runtime` opens the stores and the bus, loads the rules and connects the workers:
 
@@ -7,6 +7,15 @@
 `Pipeline.drain()` runs every worker until the bus is empty (replay, demo, tests);
 `Pipeline.run(stop)` keeps polling until `stop` is set (`govsoc up`). Each worker commits its
 offset only after its step returned: at-least-once, made exact by idempotent writes.
+
+Ack/commit contract: a `Worker` polls, runs its step (which returns only once its writes are
+durable and its output is acknowledged by the bus), and only then commits; a step that raises
+commits nothing, and the worker rejoins its group so the batch comes again. Events and raw
+messages are keyed `tenant/entity` (`pipeline.bus.keys`), so one entity's events reach one
+detect worker in order. A worker joins its group on its first poll, not when it is built.
+
+On a bus shared between processes (`kafka://`), `replay` publishes only: the `govsoc worker`
+processes consume; on the in-process bus (`memory://`) it also drains the pipeline itself.
 """
 
 from __future__ import annotations
@@ -27,18 +36,22 @@ from config.errors import GovsocError
 from config.settings import Settings
 from config.tenants import TenantScope, TenantTree
 from detections.incidents import IncidentLifecycle, IncidentService
+from detections.intel import IntelFeed, IntelStore
 from detections.sensor_watch import sensor_statuses, silent_sensor_alerts
 from detections.sigma.errors import RuleError
 from detections.sigma.load import builtin_rules_dir, load_rules
 from detections.sigma.match import SigmaEngine
 from detections.stream import DetectStep, IncidentStep
 from pipeline.bus import Bus, Consumer, Message, open_bus, topics
+from pipeline.bus.keys import KeyedBus, entity_key, rekey_event
+from pipeline.bus.memory import MemoryBus
 from pipeline.enrich import Enricher
 from pipeline.heartbeats import HeartbeatStep
 from pipeline.ingest import IngestStep
 from pipeline.records import Alert, utc_now
 from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from pipeline.store.registry import open_event_store, open_incident_store, open_sensor_store
+from pipeline.store.sqlite_db import SQLITE_URL_PREFIX
 from playbooks.connectors import ConnectorRegistry
 from playbooks.runner import PlaybookRunner
 from playbooks.runs import open_run_store
@@ -62,7 +75,24 @@ class Worker:
         self._topics = tuple(topics)
         self.step = step
         self.batch_size = batch_size
-        self.consumer: Consumer = bus.consumer(self._topics, name)
+        self._consumer: Consumer | None = None
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return self._topics
+
+    @property
+    def consumer(self) -> Consumer:
+        """The group member, created on first use (a Kafka member joins its group on its first poll)."""
+        if self._consumer is None:
+            self._consumer = self._bus.consumer(self._topics, self.name)
+        return self._consumer
+
+    def close(self) -> None:
+        """Leave the group without committing (what was polled and not committed comes again)."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.close()
 
     def run_once(self, timeout_s: float = 0.0) -> int:
         messages = self.consumer.poll(self.batch_size, timeout_s)
@@ -70,8 +100,7 @@ class Worker:
             try:
                 self.step(messages)
             except BaseException:
-                self.consumer.close()
-                self.consumer = self._bus.consumer(self._topics, self.name)
+                self.close()  # rejoin on the next poll, from the last commit
                 raise
             self.consumer.commit()
         return len(messages)
@@ -99,12 +128,14 @@ class Runtime:
     engine: SigmaEngine
     rule_issues: list[RuleError]
     pipeline: Pipeline
+    intel: IntelStore
 
     def close(self) -> None:
         self.bus.close()
         self.events.close()
         self.incidents.close()
         self.sensors.close()
+        self.intel.close()
 
 
 class Pipeline:
@@ -152,19 +183,28 @@ class Pipeline:
         stats.files.extend(str(path) for path in paths)
         return stats
 
+    @property
+    def is_in_process(self) -> bool:
+        """Whether this process owns the bus (`memory://`): then nobody else will drain it."""
+        bus = self.bus.inner if isinstance(self.bus, KeyedBus) else self.bus
+        return isinstance(bus, MemoryBus)
+
     def replay_batches(self, batches: Iterable[LogBatch]) -> ReplayStats:
-        """Publish what a sensor made (events, dead letters) and drain the pipeline after each batch."""
+        """Publish what a sensor made (events, dead letters); on the in-process bus, drain the
+        pipeline after each batch. On a shared bus the workers raise the alerts (stats count 0)."""
         stats = ReplayStats()
         alerts_before = self.alerts_raised
         self.incidents_touched = set()
+        draining = self.is_in_process
         for batch in batches:
             if batch.events:
-                self.bus.publish(topics.RAW, [(e.tenant, e.to_json()) for e in batch.events])
+                self.bus.publish(topics.RAW, [(entity_key(e.tenant, e.doc), e.to_json()) for e in batch.events])
             if batch.dead_letters:
                 self.bus.publish(topics.DEAD_LETTERS, [(d.tenant, d.to_json()) for d in batch.dead_letters])
             stats.events += len(batch.events)
             stats.dead_letters += len(batch.dead_letters)
-            self.drain()
+            if draining:
+                self.drain()
         stats.alerts = self.alerts_raised - alerts_before
         stats.incidents = len(self.incidents_touched)  # distinct incidents opened or updated
         return stats
@@ -182,11 +222,13 @@ def build_runtime(settings: Settings) -> Runtime:
     for issue in issues:
         log.warning("rule_skipped", error=str(issue))
     engine = SigmaEngine(ruleset, max_groups=settings.detections.correlation_max_groups)
-    detect = DetectStep(engine, bus)
+    intel = open_intel_store(settings, tree)
+    detect = DetectStep(engine, bus, intel=IntelFeed(intel, tree))
     incident = IncidentStep(IncidentService(incidents, tree, settings.incidents))
     pipeline = Pipeline(bus, [], detect, incident)
     batch = settings.pipeline.batch_size
-    ingest = IngestStep(Enricher(tree), events, bus)
+    # Enriched events are keyed tenant/entity, so detection state is partitioned by entity.
+    ingest = IngestStep(Enricher(tree), events, KeyedBus(bus, {topics.EVENTS: rekey_event}))
 
     def detect_counted(messages: Sequence[Message]) -> object:
         alerts = detect(messages)
@@ -206,7 +248,7 @@ def build_runtime(settings: Settings) -> Runtime:
     ])
     pipeline.watch = _sensor_watch(settings, tree, sensors, bus)
     pipeline.watch_every_s = settings.sensor_watch.check_every_s
-    return Runtime(settings, tree, bus, events, incidents, sensors, engine, issues, pipeline)
+    return Runtime(settings, tree, bus, events, incidents, sensors, engine, issues, pipeline, intel)
 
 
 def build_playbook_runner(runtime: Runtime, connectors: Mapping[str, Mapping[str, Any]]) -> PlaybookRunner:
@@ -236,6 +278,14 @@ def _sensor_watch(settings: Settings, tree: TenantTree, sensors: SensorStore,
         return alerts
 
     return watch
+
+
+def open_intel_store(settings: Settings, tree: TenantTree) -> IntelStore:
+    """Indicators and sightings: in the incidents' SQLite file, else `DATA_DIR/intel.db`."""
+    url = settings.incidents_url
+    if not url.startswith(SQLITE_URL_PREFIX):
+        url = f"{SQLITE_URL_PREFIX}{settings.data_dir / 'intel.db'}"
+    return IntelStore.open(url, tree)
 
 
 def build_identity(settings: Settings, incidents: IncidentStore) -> IdentityService:
