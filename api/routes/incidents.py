@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import AwareDatetime
 
 from api.auth import CurrentPrincipal, Principal
 from api.schemas import (
@@ -43,12 +44,12 @@ from api.schemas import (
     SuppressionsPublic,
 )
 from config.settings import IncidentSettings, Role
-from config.tenants import TenantTree
+from config.tenants import TenantScope, TenantTree
 from detections.incidents.clocks import incident_deadlines
 from detections.incidents.lifecycle import IncidentLifecycle, IncidentNotFound, LifecycleError, UnknownClock
 from detections.incidents.noise import preview_suppression, suppression_id
 from pipeline.records import IncidentState, Severity, Suppression
-from pipeline.store.base import MAX_LIMIT, AlertQuery, IncidentQuery, IncidentStore
+from pipeline.store.base import MAX_LIMIT, AlertQuery, IncidentQuery, IncidentSort, IncidentStore
 
 EDITORS = frozenset({Role.ANALYST, Role.ADMIN, Role.NATIONAL_COORDINATOR})
 
@@ -99,12 +100,20 @@ def list_incidents(
     request: Request, principal: CurrentPrincipal,
     state: Annotated[list[IncidentState] | None, Query()] = None,
     min_severity: Annotated[str | None, Query(pattern="^(informational|low|medium|high|critical)$")] = None,
-    rule_id: str | None = None, limit: Limit = 100, offset: Offset = 0,
+    rule_id: Annotated[str | None, Query(max_length=200)] = None,
+    assignee: Annotated[str | None, Query(max_length=100, description="'' for incidents nobody owns")] = None,
+    tenant: Annotated[str | None, Query(max_length=100, description="only this tenant and below")] = None,
+    since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+    sort: IncidentSort = IncidentSort.LAST_SEEN, limit: Limit = 100, offset: Offset = 0,
 ) -> IncidentsPublic:
     store = _store(request)
+    tree: TenantTree = request.app.state.tree
     query = IncidentQuery(
         states=state, min_severity=Severity.from_label(min_severity) if min_severity else None,
-        rule_id=rule_id, limit=limit, offset=offset,
+        rule_id=rule_id, assignee=assignee, since=since, until=until, sort=sort, limit=limit, offset=offset,
+        # a tenant outside the caller's scope (or unknown) selects nothing, and says nothing about it
+        within=(tree.scope(tenant) if tenant in tree else TenantScope(root=tenant, tenant_ids=frozenset()))
+        if tenant is not None else None,
     )
     incidents = store.incidents(principal.scope, query)
     return IncidentsPublic(incidents=[IncidentPublic.of(i) for i in incidents],

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from config.tenants import TenantScope
@@ -70,11 +71,31 @@ class AlertQuery:
     offset: int = 0
 
 
+class IncidentSort(StrEnum):
+    """The queue's orders; each ends with the id, so pages never overlap or skip."""
+
+    LAST_SEEN = "last_seen"  # newest activity first (the default)
+    SEVERITY = "severity"  # most severe first, then newest activity
+    CREATED = "created"  # newest first
+    OLDEST = "oldest"  # oldest first: what has waited longest
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentQuery:
+    """Filters of the incident queue, all optional and combined with AND, within the caller's scope.
+
+    `within` narrows to one tenant's subtree (a scope the caller already holds or below it);
+    `assignee=""` selects incidents nobody owns; `since`/`until` bound `last_seen`.
+    """
+
     states: Sequence[IncidentState] | None = None
     min_severity: Severity | None = None
     rule_id: str | None = None
+    assignee: str | None = None
+    within: TenantScope | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    sort: IncidentSort = IncidentSort.LAST_SEEN
     limit: int = 100
     offset: int = 0
 

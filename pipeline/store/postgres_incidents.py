@@ -53,7 +53,7 @@ from pipeline.records import (
     to_iso,
     utc_now,
 )
-from pipeline.store.base import AlertQuery, AuditCheck, IncidentConflict, IncidentQuery
+from pipeline.store.base import AlertQuery, AuditCheck, IncidentConflict, IncidentQuery, IncidentSort
 from pipeline.store.postgres_db import PostgresStore, Where, aware, optional_aware, scoped
 from pipeline.store.sqlite_db import Schema, page
 from pipeline.store.sqlite_incidents import GENESIS_HASH, audit_hash, canonical_json
@@ -241,7 +241,23 @@ def _incident_where(scope: TenantScope, query: IncidentQuery) -> Where:
         where.add("severity >= %s", int(query.min_severity))
     if query.rule_id is not None:
         where.add("rule_id = %s", query.rule_id)
+    if query.assignee is not None:
+        where.add("coalesce(assignee, '') = %s", query.assignee)
+    if query.within is not None and not query.within.is_all:
+        where.add("tenant = ANY(%s::text[])", sorted(query.within.tenant_ids))
+    if query.since is not None:
+        where.add("last_seen >= %s", aware(query.since, "since"))
+    if query.until is not None:
+        where.add("last_seen < %s", aware(query.until, "until"))
     return where
+
+
+_INCIDENT_ORDER = {  # constants only: the sort is an enum, never text from the caller
+    IncidentSort.LAST_SEEN: "last_seen DESC, id DESC",
+    IncidentSort.SEVERITY: "severity DESC, last_seen DESC, id DESC",
+    IncidentSort.CREATED: "created DESC, id DESC",
+    IncidentSort.OLDEST: "created ASC, id ASC",
+}
 
 
 class PostgresIncidentStore(PostgresStore):
@@ -324,7 +340,7 @@ class PostgresIncidentStore(PostgresStore):
         where = _incident_where(scope, query)
         limit, offset = page(query.limit, query.offset)
         rows = self._db.query("read incidents", f"{_INCIDENT_SELECT} WHERE {where.sql} "
-                              "ORDER BY last_seen DESC, id DESC LIMIT %s OFFSET %s",
+                              f"ORDER BY {_INCIDENT_ORDER[query.sort]} LIMIT %s OFFSET %s",
                               [*where.params, limit, offset])
         return [_incident(row) for row in rows]
 

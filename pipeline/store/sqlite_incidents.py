@@ -48,7 +48,7 @@ from pipeline.records import (
     to_iso,
     utc_now,
 )
-from pipeline.store.base import AlertQuery, AuditCheck, IncidentConflict, IncidentQuery
+from pipeline.store.base import AlertQuery, AuditCheck, IncidentConflict, IncidentQuery, IncidentSort
 from pipeline.store.sqlite_db import (
     Schema,
     SqliteStore,
@@ -273,7 +273,23 @@ def _incident_where(scope: TenantScope, query: IncidentQuery) -> Where:
         where.add("severity >= ?", int(query.min_severity))
     if query.rule_id is not None:
         where.add("rule_id = ?", query.rule_id)
+    if query.assignee is not None:
+        where.add("coalesce(assignee, '') = ?", query.assignee)
+    if query.within is not None and not query.within.is_all:
+        where.add("tenant IN (SELECT value FROM json_each(?))", json_list(sorted(query.within.tenant_ids)))
+    if query.since is not None:
+        where.add("last_seen >= ?", to_us(query.since, "since"))
+    if query.until is not None:
+        where.add("last_seen < ?", to_us(query.until, "until"))
     return where
+
+
+_INCIDENT_ORDER = {  # constants only: the sort is an enum, never text from the caller
+    IncidentSort.LAST_SEEN: "last_seen DESC, id DESC",
+    IncidentSort.SEVERITY: "severity DESC, last_seen DESC, id DESC",
+    IncidentSort.CREATED: "created DESC, id DESC",
+    IncidentSort.OLDEST: "created ASC, id ASC",
+}
 
 
 class SqliteIncidentStore(SqliteStore):
@@ -347,7 +363,7 @@ class SqliteIncidentStore(SqliteStore):
         where = _incident_where(scope, query)
         limit, offset = page(query.limit, query.offset)
         rows = self._db.query("read incidents", f"{_INCIDENT_SELECT} WHERE {where.sql} "
-                              "ORDER BY last_seen DESC, id DESC LIMIT ? OFFSET ?",
+                              f"ORDER BY {_INCIDENT_ORDER[query.sort]} LIMIT ? OFFSET ?",
                               [*where.params, limit, offset])
         return [_incident(row) for row in rows]
 

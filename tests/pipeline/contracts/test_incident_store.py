@@ -26,7 +26,7 @@ from pipeline.records import (
     Suppression,
     to_iso,
 )
-from pipeline.store.base import AlertQuery, IncidentConflict, IncidentQuery, IncidentStore
+from pipeline.store.base import AlertQuery, IncidentConflict, IncidentQuery, IncidentSort, IncidentStore
 from pipeline.store.registry import open_incident_store
 
 if TYPE_CHECKING:
@@ -193,6 +193,29 @@ def test_incident_query_filters_and_order(incident_store: IncidentStore) -> None
         assert ids(incident_store.incidents(scope, query)) == [f"inc-{name}" for name in expected], query
     assert incident_store.count_incidents(PROVINCE_A, IncidentQuery()) == 3
     assert incident_store.count_incidents(EVERYTHING, IncidentQuery(min_severity=Severity.HIGH, limit=1)) == 2
+
+
+def test_incident_queue_filters_by_owner_subtree_and_time_and_sorts(incident_store: IncidentStore) -> None:
+    specs = [("a", Severity.LOW, "province-a", None, 3), ("b", Severity.CRITICAL, "commune-a1", "lan", 1),
+             ("c", Severity.MEDIUM, "province-a", "mai", 0), ("d", Severity.CRITICAL, "province-b", None, 2)]
+    for name, severity, tenant, assignee, minute in specs:
+        incident = dataclasses.replace(make_incident(name, severity=severity, tenant=tenant, last_seen_minute=minute),
+                                       assignee=assignee, created=T0 + timedelta(minutes=10 - minute))
+        incident_store.save_incident(incident, [])
+    cases = [
+        (IncidentQuery(assignee="lan"), EVERYTHING, ["b"]),
+        (IncidentQuery(assignee=""), EVERYTHING, ["a", "d"]),
+        (IncidentQuery(within=COMMUNE_A1), EVERYTHING, ["b"]),
+        (IncidentQuery(within=PROVINCE_B), PROVINCE_A, []),  # a narrower filter never widens the scope
+        (IncidentQuery(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)), EVERYTHING, ["d", "b"]),
+        (IncidentQuery(sort=IncidentSort.SEVERITY), EVERYTHING, ["d", "b", "c", "a"]),
+        (IncidentQuery(sort=IncidentSort.CREATED), EVERYTHING, ["c", "b", "d", "a"]),
+        (IncidentQuery(sort=IncidentSort.OLDEST, limit=2), EVERYTHING, ["a", "d"]),
+    ]
+    for query, scope, expected in cases:
+        assert ids(incident_store.incidents(scope, query)) == [f"inc-{name}" for name in expected], query
+        everything = incident_store.incidents(scope, dataclasses.replace(query, limit=100))
+        assert incident_store.count_incidents(scope, query) == len(everything)
 
 
 # --- audit ------------------------------------------------------------------------------------
