@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from api import security
+from api import console, security
 from api.auth import Authenticator
+from api.identity.oidc import OidcClient
 from api.identity.service import IdentityService
 from api.reports import ReportService
 from api.routes import events, health, identity, incidents, ingest, intel, metrics, playbooks, reports, sensors
 from config.settings import ApiSettings, ApiToken, IncidentSettings, SensorWatchSettings
 from config.tenants import TenantTree
 from detections.intel import IntelStore
+from detections.sigma.load import RuleSet
 from pipeline.bus import Bus
 from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from playbooks.runner import PlaybookRunner
@@ -41,7 +43,7 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
                identity_service: IdentityService | None = None,
                bus: Bus | None = None, ingest_pending: Callable[[], int] | None = None,
                api_settings: ApiSettings | None = None, reports_service: ReportService | None = None,
-               intel_store: IntelStore | None = None) -> FastAPI:
+               intel_store: IntelStore | None = None, rules: RuleSet | None = None) -> FastAPI:
     api = api_settings or ApiSettings()
     app = FastAPI(
         title="govsoc API",
@@ -62,6 +64,7 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
     app.state.ingest_limits = IngestLimits(api.ingest_max_events, api.ingest_max_pending, api.max_body_bytes)
     app.state.secure_cookies = api.cookie_secure
     app.state.limiter = security.RateLimiter(api.rate_per_s, api.rate_burst)
+    app.state.oidc = {p.id: OidcClient(p, identity_service.store) for p in api.oidc} if identity_service else {}
     for router in (health.router, identity.router, incidents.router, events.router, playbooks.router,
                    ingest.router, metrics.router):
         app.include_router(router)
@@ -71,9 +74,11 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
     if reports_service is not None:
         app.include_router(reports.router)
     app.state.intel = intel_store
+    app.state.ruleset = rules
     if intel_store is not None:
         app.include_router(intel.router)
     metrics.install(app)
     security.install(app, max_body_bytes=api.max_body_bytes, limiter=app.state.limiter,
                      audit=incidents_store.append_audit, secure_cookies=api.cookie_secure)
+    console.install(app)  # after security.install: it wraps the JSON error handler for its HTML pages
     return app

@@ -4,7 +4,7 @@ Every route but `/healthz` and the sign-in depends on `current_principal`:
 - `Authorization: Bearer <token>`: a static token from configuration (known by its SHA-256), or an
   API or sensor key from the identity store (revocation and expiry apply at once);
 - else the console's session cookie (`govsoc_session`); a write through a session must carry the
-  session's CSRF token in `X-CSRF-Token` or the form field `csrf_token`, or it answers 403;
+  session's CSRF token in `X-CSRF-Token` (the console's forms: the field `csrf_token`), or 403;
 - nothing valid answers 401 with a `WWW-Authenticate: Bearer` challenge.
 Once known, the caller is rate-limited per key (429 with Retry-After) and kept on `request.state`
 for the audit of writes. The principal's scope (its tenant and every tenant below) is what each
@@ -122,11 +122,9 @@ async def current_principal(
 
 
 async def _check_csrf(request: Request, principal: Principal) -> None:
+    """The API's JSON routes take the token in a header only; the console's forms check their own
+    field (api/console/session.py) before they reach anything that writes."""
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.headers.get("content-type", "").startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")):
-        value = (await request.form()).get(CSRF_FIELD)
-        sent = value if isinstance(value, str) else None
     if not sent or principal.csrf is None or not hmac.compare_digest(sent, principal.csrf):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the CSRF token is missing or wrong")
 

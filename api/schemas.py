@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from detections.incidents.clocks import Deadline
 from pipeline.records import (
@@ -19,6 +19,18 @@ from pipeline.records import (
     Suppression,
 )
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"a time between {EARLIEST.year} and {LATEST.year}, with its zone")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
+"""A time a client sends: with its zone, and within years every store and format can hold."""
 
 class _Public(BaseModel):
     model_config = ConfigDict(extra="forbid")

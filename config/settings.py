@@ -95,8 +95,36 @@ class ApiToken(_Strict):
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
+class OidcRule(_Strict):
+    """A claim value that admits a user: the first rule whose claim holds `value` gives tenant and role."""
+
+    claim: str = "groups"
+    value: str
+    tenant: TenantId
+    role: Role
+
+
+class OidcProvider(_Strict):
+    """An agency's OpenID Connect identity provider (authorization code flow with PKCE).
+
+    The client secret is read from `client_secret_file` (a file only the service can read, e.g. a
+    systemd credential), never from this configuration, so no secret lands in a repository.
+    A user no rule admits is refused; a signed-in user is kept as an external account that has no
+    password here.
+    """
+
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    name: str
+    issuer: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    client_id: str
+    client_secret_file: Path | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    username_claim: str = "preferred_username"
+    rules: tuple[OidcRule, ...] = Field(min_length=1)
+
+
 class ApiSettings(_Strict):
-    """The API's door: where it listens, static tokens, sessions, limits."""
+    """The API's door: where it listens, static tokens, sessions, limits, identity providers."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
@@ -114,6 +142,7 @@ class ApiSettings(_Strict):
     rate_burst: Annotated[int, Field(ge=1)] = 200
     ingest_max_events: Annotated[int, Field(ge=1, le=100_000)] = 10_000  # per request
     ingest_max_pending: Annotated[int, Field(ge=1)] = 200_000  # raw events waiting: beyond, 503
+    oidc: tuple[OidcProvider, ...] = ()
 
 
 class DetectionSettings(_Strict):

@@ -31,8 +31,9 @@ def utc_now() -> datetime:
 
 
 def to_iso(ts: datetime) -> str:
-    """ISO 8601 in UTC with microseconds and a `Z`, sortable as text."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO 8601 in UTC with microseconds and a `Z`, sortable as text (years padded to four digits:
+    `strftime("%Y")` is not, for years before 1000)."""
+    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str, field_name: str = ecs.TIMESTAMP) -> datetime:

@@ -55,7 +55,7 @@ def up(
                      identity_service=identity, bus=runtime.bus, ingest_pending=_pending_raw(runtime),
                      api_settings=settings.api,
                      reports_service=ReportService(report_store, runtime.incidents, runtime.tree, settings.reports),
-                     intel_store=runtime.intel)
+                     intel_store=runtime.intel, rules=runtime.engine.ruleset)
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()

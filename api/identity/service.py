@@ -82,6 +82,29 @@ class IdentityService:
                     details={"role": role.value, "language": language})
         return user
 
+    def external_user(self, *, name: str, tenant: str, role: Role, provider: str, address: str,
+                      now: datetime) -> User:
+        """The account of a user an identity provider vouched for: made or updated, never with a password.
+
+        Tenant and role follow the provider's rules at every sign-in, so a change there (or a user
+        moved between agencies) takes effect at the next one; the change is audited.
+        """
+        known = self.store.user(name)
+        user = User(name=name, tenant=tenant, role=role, password_hash=f"!external:{provider}",
+                    language=known.language if known else "vi",
+                    timezone=known.timezone if known else "Asia/Ho_Chi_Minh",
+                    created=known.created if known else now, disabled=known.disabled if known else None)
+        if known != user:
+            self.store.save_user(user)
+        self._audit(actor=name, tenant=tenant, action="auth.login", object_type="user", object_id=name,
+                    details={"address": address, "provider": provider, "role": role.value,
+                             "changed": known is not None and (known.tenant, known.role) != (tenant, role)})
+        return user
+
+    def refuse_external(self, *, provider: str, address: str, reason: str) -> None:
+        self._audit(actor=f"{provider}:?", tenant="", action="auth.login_failed", object_type="identity_provider",
+                    object_id=provider, details={"address": address, "reason": reason[:500]})
+
     def sign_in(self, name: str, password: str, address: str, now: datetime) -> User | None:
         """The user if the password is right; None if not; `LoginLocked` while throttled."""
         subjects = (f"user:{name}", f"address:{address}")
@@ -118,6 +141,15 @@ class IdentityService:
         beyond = failures - self.policy.free_failures
         lock_s = min(self.policy.lock_max_s, self.policy.lock_base_s * 2 ** (beyond - 1)) if beyond > 0 else 0.0
         self.store.save_login_failures(subject, LoginFailures(failures, now, now + timedelta(seconds=lock_s)))
+
+    def set_language(self, name: str, language: str, *, actor: str, now: datetime) -> bool:
+        """Change the language the console speaks to `name` (audited); False when there is no such user."""
+        user = self.store.user(name)
+        if user is None or not self.store.set_language(name, language):
+            return False
+        self._audit(actor=actor, tenant=user.tenant, action="user.language", object_type="user", object_id=name,
+                    details={"before": user.language, "after": language, "at": now.isoformat()})
+        return True
 
     # -- sessions ------------------------------------------------------------------------------
     def open_session(self, user: User, now: datetime) -> tuple[str, Session]:

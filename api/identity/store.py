@@ -21,7 +21,7 @@ from pipeline.store.sqlite_db import Schema, SqliteStore, from_us, to_us
 
 SCHEMA = Schema(
     component="identity",
-    version=1,
+    version=2,
     statements=(
         """CREATE TABLE IF NOT EXISTS users (
             name TEXT PRIMARY KEY, tenant TEXT NOT NULL, role TEXT NOT NULL, password_hash TEXT NOT NULL,
@@ -39,6 +39,12 @@ SCHEMA = Schema(
             subject TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_us INTEGER NOT NULL,
             locked_until_us INTEGER NOT NULL)""",
     ),
+    migrations={
+        # 2: OpenID Connect sign-ins in flight (state -> nonce, PKCE verifier, where to go after)
+        2: ("""CREATE TABLE IF NOT EXISTS oidc_states (
+                sha256 TEXT PRIMARY KEY, provider TEXT NOT NULL, nonce TEXT NOT NULL, verifier TEXT NOT NULL,
+                next TEXT NOT NULL, expires_us INTEGER NOT NULL)""",),
+    },
 )
 
 
@@ -79,6 +85,17 @@ class Session:
     csrf: str
     created: datetime
     seen: datetime
+    expires: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OidcFlow:
+    """An OpenID Connect sign-in between the redirect to the provider and its answer."""
+
+    provider: str
+    nonce: str
+    verifier: str  # the PKCE code verifier
+    next: str  # a path of this site to go to once signed in
     expires: datetime
 
 
@@ -130,6 +147,12 @@ class SqliteIdentityStore(SqliteStore):
     def user(self, name: str) -> User | None:
         rows = self._db.query("read a user", f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,))
         return _user(rows[0]) if rows else None
+
+    def set_language(self, name: str, language: str) -> bool:
+        """Store a user's console language; False when there is no such user."""
+        with self._db.transaction(f"set the language of {name}") as conn:
+            cursor = conn.execute("UPDATE users SET language = ? WHERE name = ?", (language, name))
+            return cursor.rowcount == 1
 
     def users(self, tenants: frozenset[str] | None) -> list[User]:
         """Users of `tenants` (all when None), by name."""
@@ -208,6 +231,25 @@ class SqliteIdentityStore(SqliteStore):
     def delete_user_sessions(self, user: str) -> None:
         with self._db.transaction(f"close the sessions of {user}") as conn:
             conn.execute("DELETE FROM sessions WHERE user = ?", (user,))
+
+    # -- OpenID Connect sign-ins in flight ------------------------------------------------------
+    def save_oidc_state(self, sha256: str, flow: OidcFlow) -> None:
+        with self._db.transaction("remember an OpenID Connect sign-in") as conn:
+            conn.execute("DELETE FROM oidc_states WHERE expires_us < ?", (to_us(flow.expires) - 3_600_000_000,))
+            conn.execute("INSERT INTO oidc_states (sha256, provider, nonce, verifier, next, expires_us) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (sha256, flow.provider, flow.nonce, flow.verifier, flow.next, to_us(flow.expires)))
+
+    def take_oidc_state(self, sha256: str) -> OidcFlow | None:
+        """The sign-in of this state, removed in the same transaction: a state works once."""
+        with self._db.transaction("take an OpenID Connect sign-in") as conn:
+            row = conn.execute("SELECT provider, nonce, verifier, next, expires_us FROM oidc_states "
+                               "WHERE sha256 = ?", (sha256,)).fetchone()
+            conn.execute("DELETE FROM oidc_states WHERE sha256 = ?", (sha256,))
+        if row is None:
+            return None
+        provider, nonce, verifier, next_url, expires_us = row
+        return OidcFlow(provider, nonce, verifier, next_url, from_us(expires_us))
 
     # -- login failures ------------------------------------------------------------------------
     def login_failures(self, subject: str) -> LoginFailures | None:

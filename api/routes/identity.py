@@ -3,6 +3,9 @@
 - `POST /api/v1/auth/login` opens a console session (cookie `govsoc_session`: HttpOnly, SameSite
   Strict, Secure unless configured off) and answers the CSRF token for the session's writes; a
   wrong password answers 401, a throttled user or address 429 with Retry-After (both audited).
+- `GET /api/v1/auth/oidc/{provider}/login` and `.../callback`: sign-in with an agency's OpenID
+  Connect provider (api/identity/oidc.py); the session cookie is SameSite Lax there, since the
+  provider's redirect is a cross-site navigation, and the session's writes still need its CSRF token.
 - `POST /api/v1/auth/logout` ends it; `GET /api/v1/auth/me` says who the caller is.
 - Users and keys are made by an admin, for the admin's tenant or one below it; a key's secret is in
   the answer that creates it and nowhere else. `DELETE /api/v1/keys/{id}` revokes at once. Reading
@@ -14,10 +17,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import SESSION_COOKIE, CurrentPrincipal, Principal, require_roles
+from api.identity.oidc import OidcClient, OidcError
 from api.identity.service import IdentityError, IdentityService, LoginLocked
 from api.identity.store import ApiKey
 from api.security import client_address
@@ -143,6 +148,50 @@ def login(body: LoginRequest, request: Request, response: Response, identity: Id
                         max_age=int((session.expires - now).total_seconds()))
     return WhoAmI(name=user.name, tenant=user.tenant, role=user.role, via="session", language=user.language,
                   timezone=user.timezone, csrf_token=session.csrf)
+
+
+def _oidc(request: Request, provider_id: str) -> OidcClient:
+    clients: dict[str, OidcClient] = getattr(request.app.state, "oidc", {})
+    if provider_id not in clients:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no identity provider {provider_id!r}")
+    return clients[provider_id]
+
+
+@router.get("/auth/oidc/{provider_id}/login", status_code=status.HTTP_302_FOUND,
+            response_class=RedirectResponse, responses={302: {"description": "to the identity provider"}})
+def oidc_login(provider_id: Annotated[str, Path(max_length=64)], request: Request, identity: Identity,
+               next: Annotated[str | None, Query(max_length=500)] = None) -> RedirectResponse:
+    """Start signing in with an agency's OpenID Connect provider."""
+    client = _oidc(request, provider_id)
+    redirect_uri = str(request.url_for("oidc_callback", provider_id=provider_id))
+    try:
+        url = client.begin(redirect_uri, next, utc_now())
+    except OidcError as e:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"identity provider {provider_id!r}: {e}") from e
+    return RedirectResponse(url, status_code=status.HTTP_302_FOUND)
+
+
+@router.get("/auth/oidc/{provider_id}/callback", status_code=status.HTTP_303_SEE_OTHER,
+            response_class=RedirectResponse, responses={303: {"description": "signed in"}, 401: {}})
+def oidc_callback(provider_id: Annotated[str, Path(max_length=64)], request: Request, identity: Identity,
+                  code: Annotated[str, Query(max_length=2000)],
+                  state: Annotated[str, Query(max_length=200)]) -> RedirectResponse:
+    """The provider's answer: verify it, make or update the user's account, open a session."""
+    client = _oidc(request, provider_id)
+    now, address = utc_now(), client_address(request)
+    try:
+        who = client.finish(code, state, str(request.url_for("oidc_callback", provider_id=provider_id)), now)
+    except OidcError as e:
+        identity.refuse_external(provider=provider_id, address=address, reason=str(e))
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"sign-in refused: {e}") from e
+    user = identity.external_user(name=who.username, tenant=who.tenant, role=who.role, provider=provider_id,
+                                  address=address, now=now)
+    secret, session = identity.open_session(user, now)
+    response = RedirectResponse(who.next, status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="lax", path="/",
+                        secure=request.app.state.secure_cookies,
+                        max_age=int((session.expires - now).total_seconds()))
+    return response
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)

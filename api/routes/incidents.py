@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from api.auth import CurrentPrincipal, Principal
 from api.schemas import (
@@ -37,6 +36,7 @@ from api.schemas import (
     IncidentPublic,
     IncidentsPublic,
     IncidentTransition,
+    Instant,
     StateChangePublic,
     SuppressionCreate,
     SuppressionPublic,
@@ -103,7 +103,7 @@ def list_incidents(
     rule_id: Annotated[str | None, Query(max_length=200)] = None,
     assignee: Annotated[str | None, Query(max_length=100, description="'' for incidents nobody owns")] = None,
     tenant: Annotated[str | None, Query(max_length=100, description="only this tenant and below")] = None,
-    since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+    since: Instant | None = None, until: Instant | None = None,
     sort: IncidentSort = IncidentSort.LAST_SEEN, limit: Limit = 100, offset: Offset = 0,
 ) -> IncidentsPublic:
     store = _store(request)

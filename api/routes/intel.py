@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CurrentPrincipal, Principal, require_roles
+from api.schemas import Instant
 from config.settings import Role
 from config.tenants import TenantTree
 from detections.intel import (
@@ -112,8 +113,8 @@ class IndicatorCreate(_Strict):
     source: str = Field(default="", max_length=200)
     tlp: Tlp = Tlp.AMBER
     confidence: int = Field(default=50, ge=0, le=100)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
     name: str = Field(default="", max_length=500)
     description: str = Field(default="", max_length=5000)
     kill_chain: list[str] = Field(default_factory=list, max_length=50)
