@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,19 +145,16 @@ class OidcClient:
         return {"client_secret": path.read_text(encoding="utf-8").strip()} if path is not None else {}
 
     def _get_json(self, url: str) -> dict[str, Any]:
-        try:
-            answer = self._http.get(url)
-            answer.raise_for_status()
-            document = answer.json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise OidcError(f"{url}: {e}") from e
-        if not isinstance(document, dict):
-            raise OidcError(f"{url}: not a JSON object")
-        return document
+        return self._json(url, lambda: self._http.get(url))
 
     def _post_json(self, url: str, form: dict[str, str]) -> dict[str, Any]:
+        return self._json(url, lambda: self._http.post(url, data=form, headers={"Accept": "application/json"}))
+
+    @staticmethod
+    def _json(url: str, call: Callable[[], httpx.Response]) -> dict[str, Any]:
+        """The JSON object `call` answers; any transport, HTTP or JSON failure is an `OidcError`."""
         try:
-            answer = self._http.post(url, data=form, headers={"Accept": "application/json"})
+            answer = call()
             answer.raise_for_status()
             document = answer.json()
         except (httpx.HTTPError, ValueError) as e:
