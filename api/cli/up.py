@@ -56,6 +56,7 @@ def up(
                      api_settings=settings.api,
                      reports_service=ReportService(report_store, runtime.incidents, runtime.tree, settings.reports),
                      intel_store=runtime.intel, rules=runtime.engine.ruleset)
+    app.state.service_watch = settings.service_watch  # the console's services panel judges checks with it
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()

@@ -26,7 +26,7 @@ from config.errors import GovsocError
 from config.settings import Settings
 from config.tenants import TenantScope, TenantTree
 from config.watch import ServiceWatchSettings
-from detections.watch import Observation, WatchDetector, judge_availability
+from detections.watch import WatchDetector, check_row
 from pipeline.enrich import Enricher
 from pipeline.records import Alert, Event
 from pipeline.store.base import MAX_LIMIT, EventQuery
@@ -58,20 +58,6 @@ def watch_settings(settings: Settings, targets_file: Path | None) -> ServiceWatc
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         fail(f"{targets_file} {where}: {first['msg']}", ExitCode.USAGE)
-
-
-def check_row(event: Event, watch: ServiceWatchSettings) -> dict[str, Any]:
-    """One printable row of a check event (also what `--json` prints)."""
-    obs = Observation.of(event)
-    target = watch.target(event.tenant, str(event.get("govsoc.watch.target"))) if obs else None
-    up, why = judge_availability(obs, target) if obs and target else (event.get("event.outcome") == "success", "")
-    return {
-        "tenant": event.tenant, "target": event.get("govsoc.watch.target"), "vantage": event.get("observer.name"),
-        "time": event.get("@timestamp"), "state": "up" if up else "down", "why": why,
-        "status": event.get("http.response.status_code"), "ttfb_ms": event.get("govsoc.watch.ttfb_ms"),
-        "tls": event.get("tls.version"), "cert_days": event.get("govsoc.watch.tls.days_to_expiry"),
-        "dns": event.get("dns.response_code"), "page": event.get("govsoc.watch.page.fingerprint"),
-    }
 
 
 @watch_app.command("run")

@@ -21,10 +21,12 @@ from api.console.evidence import event_view
 from api.console.i18n import Formatter
 from api.console.overview import load_dashboard, rule_rows
 from api.console.render import renderer
+from api.console.services import load_services
 from api.console.session import PagePrincipal
 from config.errors import GovsocError
 from config.settings import SensorWatchSettings
 from config.tenants import TenantTree
+from config.watch import ServiceWatchSettings
 from detections.sensor_watch import sensor_statuses
 from pipeline.records import utc_now
 from pipeline.store.base import MAX_LIMIT, EventQuery, EventStore, IncidentStore, SensorStore
@@ -86,8 +88,12 @@ def events_page(request: Request, principal: PagePrincipal) -> Response:
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard_page(request: Request, principal: PagePrincipal) -> Response:
     store: IncidentStore = request.app.state.incidents
-    board = load_dashboard(store, request.app.state.tree, principal.scope, utc_now(), principal.timezone)
-    return renderer(request).page(request, "dashboard.html", {"board": board}, principal=principal)
+    now = utc_now()
+    board = load_dashboard(store, request.app.state.tree, principal.scope, now, principal.timezone)
+    watch = getattr(request.app.state, "service_watch", None) or ServiceWatchSettings()
+    services = load_services(request.app.state.events, store, principal.scope, watch, now)
+    return renderer(request).page(request, "dashboard.html", {"board": board, "services": services},
+                                  principal=principal)
 
 
 @router.get("/sensors", response_class=HTMLResponse)

@@ -15,7 +15,7 @@ This package reads the events sensors/watch writes but never imports it (ARCHITE
 
 from detections.watch.defacement import Verdict, compare, diff_evidence
 from detections.watch.detector import WatchDetector
-from detections.watch.observe import Observation, Page, judge_availability
+from detections.watch.observe import Observation, Page, check_row, judge_availability
 from detections.watch.rules import RULES, WatchRule
 from detections.watch.stream import WatchDetectStep
 
@@ -29,5 +29,6 @@ __all__ = [
     "WatchRule",
     "compare",
     "diff_evidence",
+    "check_row",
     "judge_availability",
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from config.watch import WatchTarget
+from config.watch import ServiceWatchSettings, WatchTarget
 from pipeline.records import Event
 
 DATASET = "service_watch"
@@ -145,3 +145,19 @@ def judge_availability(obs: Observation, target: WatchTarget) -> tuple[bool, str
     if missing:
         return False, f"page lacks {missing[0]!r}"
     return True, ""
+
+
+def check_row(event: Event, watch: ServiceWatchSettings) -> dict[str, Any]:
+    """One row of a check event, as `govsoc watch` prints it and the console shows it: up or down and
+    why (judged against the target's expectations when the settings know the target, else by the
+    check's own outcome), status, time to first byte, TLS version, days to certificate expiry."""
+    obs = Observation.of(event)
+    target = watch.target(event.tenant, str(event.get("govsoc.watch.target"))) if obs else None
+    up, why = judge_availability(obs, target) if obs and target else (event.get("event.outcome") == "success", "")
+    return {
+        "tenant": event.tenant, "target": event.get("govsoc.watch.target"), "vantage": event.get("observer.name"),
+        "time": event.get("@timestamp"), "state": "up" if up else "down", "why": why,
+        "status": event.get("http.response.status_code"), "ttfb_ms": event.get("govsoc.watch.ttfb_ms"),
+        "tls": event.get("tls.version"), "cert_days": event.get("govsoc.watch.tls.days_to_expiry"),
+        "dns": event.get("dns.response_code"), "page": event.get("govsoc.watch.page.fingerprint"),
+    }

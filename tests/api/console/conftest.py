@@ -17,7 +17,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api import console as console_package
 from config.settings import IncidentSettings
 from detections.incidents import IncidentService
 from detections.incidents.lifecycle import IncidentLifecycle
@@ -35,13 +34,6 @@ class Console:
     client: TestClient
     hostile_incident: str
     hostile_event: str
-
-
-def install_console(app: FastAPI) -> None:
-    console_package.install(app)
-    # the door's client has started the app already; Starlette snapshots the exception handlers when
-    # it builds the middleware stack, so let it build again with the console's handlers
-    app.middleware_stack = None
 
 
 def seed_hostile(door: Door) -> tuple[str, str]:
@@ -82,6 +74,5 @@ def console(tmp_path: Path) -> Iterator[Console]:
     with open_door(tmp_path) as door:
         app = door.client.app
         assert isinstance(app, FastAPI)
-        install_console(app)
         incident_id, event_id = seed_hostile(door)
         yield Console(door, door.client, incident_id, event_id)

@@ -28,7 +28,6 @@ from fastapi import FastAPI
 from config.settings import IncidentSettings
 from detections.incidents import IncidentService
 from pipeline.records import Event, Severity, utc_now
-from tests.api.console.conftest import install_console
 from tests.api.door import PASSWORD, TREE, Door, open_door
 from tests.factories import T0, make_alert, make_event
 
@@ -95,7 +94,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, D
     with open_door(tmp_path_factory.mktemp("browser")) as door:
         app = door.client.app
         assert isinstance(app, FastAPI)
-        install_console(app)
         _more_incidents(door)
         with Server(app) as server:
             yield server, door

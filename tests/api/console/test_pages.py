@@ -8,7 +8,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api import console as console_package
 from api.app import create_app
 from config.settings import Role
 from detections.sigma.load import builtin_rules_dir, load_rules
@@ -210,11 +209,10 @@ def test_api_errors_stay_json_beside_the_console(console: Console) -> None:
     assert console.client.get("/api/v1/incidents").status_code == 401  # the API still answers 401, not 303
 
 
-def test_install_before_the_app_starts_as_create_app_will(tmp_path: Path) -> None:
+def test_create_app_serves_the_console(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'govsoc.db'}"
     events, incidents = open_event_store(url), open_incident_store(url)
     app = create_app(tree=TREE, tokens=(), events_store=events, incidents_store=incidents, api_settings=API)
-    console_package.install(app)
     with TestClient(app) as client:
         assert client.get("/incidents", follow_redirects=False).status_code == 303
         assert "Đăng nhập" in client.get("/").text
