@@ -29,6 +29,8 @@ from pipeline.bus import topics
 from pipeline.bus.memory import MemoryBus
 from pipeline.records import utc_now
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
 
 def up(
     config: ConfigOption = None,
@@ -40,6 +42,10 @@ def up(
     """Run sensors' pipeline, detections and the API in one process until interrupted."""
     overrides = {"api": {"port": port}} if port is not None else {}
     settings = settings_from(config, data_dir, **overrides)
+    if demo and settings.api.host in LOOPBACK:
+        # the demo is served over plain HTTP on loopback, where a Secure cookie would not come back
+        # from every client; a deployment keeps Secure cookies behind its TLS terminator
+        settings = settings.model_copy(update={"api": settings.api.model_copy(update={"cookie_secure": False})})
     try:
         runtime = build_runtime(settings)
         identity = build_identity(settings, runtime.incidents)
