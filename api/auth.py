@@ -34,6 +34,9 @@ SESSION_COOKIE = "govsoc_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# who may do what, beyond the tenant scope: sensors only ship; auditors and reporters only read
+READERS = frozenset(Role) - {Role.SENSOR}
+EDITORS = frozenset({Role.ANALYST, Role.ADMIN, Role.NATIONAL_COORDINATOR})
 API_KEY_KINDS = frozenset({"api", "sensor"})
 
 

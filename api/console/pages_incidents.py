@@ -9,7 +9,7 @@
   `POST /incidents/{id}/runs/{run}/steps/{step}/approve|reject`: one change each, then 303 back
   to the page with a message code (Post/Redirect/Get, so a reload never repeats a change).
 - Changes need the roles the API asks for (`api.routes.incidents.EDITORS`,
-  `api.routes.playbooks.DECIDERS`); any other role answers 403 before the incident is read.
+  `api.auth.EDITORS`); any other role answers 403 before the incident is read.
 """
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.auth import Principal
+from api.auth import EDITORS, Principal
 from api.console.evidence import is_decidable, load_incident
 from api.console.queue import PAGE_SIZE, SORTS, QueueFilters, load_queue, queue_scope
 from api.console.render import renderer
 from api.console.session import PagePrincipal, read_form
-from api.routes.incidents import EDITORS
-from api.routes.playbooks import DECIDERS
 from config.errors import GovsocError
 from config.settings import IncidentSettings
 from config.tenants import TenantTree
@@ -135,7 +133,7 @@ def incident_page(request: Request, principal: PagePrincipal, incident_id: str) 
     params = request.query_params
     return renderer(request).page(request, "incident.html", {
         "view": view, "i": view.incident, "now": datetime.now(UTC), "is_decidable": is_decidable,
-        "can_edit": principal.role in EDITORS, "can_decide": principal.role in DECIDERS,
+        "can_edit": principal.role in EDITORS, "can_decide": principal.role in EDITORS,
         "message": params.get("msg", ""), "error": params.get("err", "")[:300],
     }, principal=principal)
 
@@ -175,7 +173,7 @@ async def decide_step(request: Request, principal: PagePrincipal, incident_id: s
     run = runner.runs.run(run_id) if runner else None
     if runner is None or run is None or run.tenant not in principal.scope or run.incident_id != incident_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "run not found")
-    _require(principal, DECIDERS)
+    _require(principal, EDITORS)
     form, page = await read_form(request), f"/incidents/{incident_id}"
     try:
         if verdict == "approve":

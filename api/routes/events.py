@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from api.auth import CurrentPrincipal
+from api.auth import READERS, CurrentPrincipal, require_roles
 from api.schemas import EventsPublic, event_public
 from config.errors import GovsocError
 from pipeline.store.base import MAX_LIMIT, EventQuery, EventStore
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(require_roles(*READERS))])
 
 
 def _fields(pairs: list[str]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
-from api.auth import CurrentPrincipal, Principal
+from api.auth import EDITORS, READERS, CurrentPrincipal, Principal, require_roles
 from api.schemas import (
     AlertPublic,
     AlertsPublic,
@@ -43,7 +43,7 @@ from api.schemas import (
     SuppressionResult,
     SuppressionsPublic,
 )
-from config.settings import IncidentSettings, Role
+from config.settings import IncidentSettings
 from config.tenants import TenantScope, TenantTree
 from detections.incidents.clocks import incident_deadlines
 from detections.incidents.lifecycle import IncidentLifecycle, IncidentNotFound, LifecycleError, UnknownClock
@@ -51,9 +51,7 @@ from detections.incidents.noise import preview_suppression, suppression_id
 from pipeline.records import IncidentState, Severity, Suppression
 from pipeline.store.base import MAX_LIMIT, AlertQuery, IncidentQuery, IncidentSort, IncidentStore
 
-EDITORS = frozenset({Role.ANALYST, Role.ADMIN, Role.NATIONAL_COORDINATOR})
-
-router = APIRouter(prefix="/api/v1", tags=["incidents"])
+router = APIRouter(prefix="/api/v1", tags=["incidents"], dependencies=[Depends(require_roles(*READERS))])
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=MAX_LIMIT * 100)]
@@ -69,13 +67,7 @@ def _settings(request: Request) -> IncidentSettings:
     return settings if isinstance(settings, IncidentSettings) else IncidentSettings()
 
 
-def incident_editor(principal: CurrentPrincipal) -> Principal:
-    if principal.role not in EDITORS:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"the role {principal.role.value} may not change incidents")
-    return principal
-
-
-Editor = Annotated[Principal, Depends(incident_editor)]
+Editor = Annotated[Principal, Depends(require_roles(*EDITORS))]
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import CurrentPrincipal, Principal, require_roles
+from api.auth import READERS, CurrentPrincipal, Principal, require_roles
 from api.schemas import Instant
 from config.settings import Role
 from config.tenants import TenantTree
@@ -43,7 +43,7 @@ from detections.intel import (
 from detections.intel.model import make_indicator
 from pipeline.store.base import MAX_LIMIT, AlertQuery, IncidentStore
 
-router = APIRouter(prefix="/api/v1/intel", tags=["intel"])
+router = APIRouter(prefix="/api/v1/intel", tags=["intel"], dependencies=[Depends(require_roles(*READERS))])
 
 Publisher = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.ADMIN, Role.NATIONAL_COORDINATOR))]
 Limit = Annotated[int, Query(ge=1, le=1000)]

@@ -10,20 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 
-from api.auth import CurrentPrincipal, Principal
+from api.auth import EDITORS, READERS, CurrentPrincipal, Principal, require_roles
 from config.errors import GovsocError
-from config.settings import Role
 from pipeline.records import utc_now
 from pipeline.store.base import IncidentStore
 from playbooks.runner import PlaybookRunner
 from playbooks.runs import Run
 
-router = APIRouter(prefix="/api/v1", tags=["playbooks"])
+router = APIRouter(prefix="/api/v1", tags=["playbooks"], dependencies=[Depends(require_roles(*READERS))])
 
-DECIDERS = frozenset({Role.ANALYST, Role.ADMIN, Role.NATIONAL_COORDINATOR})
+Decider = Annotated[Principal, Depends(require_roles(*EDITORS))]
 RUNS_SCANNED = 1000
 
 
@@ -96,14 +95,12 @@ def incident_runs(request: Request, principal: CurrentPrincipal, incident_id: st
 
 
 @router.post("/runs/{run_id}/steps/{step_id}/{verdict}", response_model=RunPublic)
-def decide(request: Request, principal: CurrentPrincipal, run_id: str, step_id: str, verdict: str,
+def decide(request: Request, principal: Decider, run_id: str, step_id: str, verdict: str,
            decision: Annotated[Decision | None, Body()] = None) -> RunPublic:
     if verdict not in ("approve", "reject"):
         raise HTTPException(404, "unknown action: use approve or reject")
     runner = _runner(request)
     _visible_run(runner, principal, run_id)
-    if principal.role not in DECIDERS:
-        raise HTTPException(403, f"role {principal.role.value!r} may not decide playbook steps")
     try:
         if verdict == "approve":
             run = runner.approve(run_id, step_id, principal.name, principal.role.value, utc_now())

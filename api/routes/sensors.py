@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 
-from api.auth import CurrentPrincipal
+from api.auth import READERS, CurrentPrincipal, require_roles
 from config.settings import SensorWatchSettings
 from config.tenants import TenantTree
 from detections.sensor_watch import sensor_statuses
 from pipeline.records import utc_now
 from pipeline.store.base import SensorStore
 
-router = APIRouter(prefix="/api/v1", tags=["sensors"])
+router = APIRouter(prefix="/api/v1", tags=["sensors"], dependencies=[Depends(require_roles(*READERS))])
 
 
 class SensorPublic(BaseModel):
