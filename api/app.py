@@ -19,10 +19,12 @@ from api.identity.oidc import OidcClient
 from api.identity.service import IdentityService
 from api.reports import ReportService
 from api.routes import events, health, identity, incidents, ingest, intel, metrics, playbooks, reports, sensors
+from api.routes import rules as rules_routes
 from config.settings import ApiSettings, ApiToken, IncidentSettings, SensorWatchSettings
 from config.tenants import TenantTree
 from detections.intel import IntelStore
 from detections.sigma.load import RuleSet
+from detections.sigma.manage import RuleService
 from pipeline.bus import Bus
 from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from playbooks.runner import PlaybookRunner
@@ -43,7 +45,8 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
                identity_service: IdentityService | None = None,
                bus: Bus | None = None, ingest_pending: Callable[[], int] | None = None,
                api_settings: ApiSettings | None = None, reports_service: ReportService | None = None,
-               intel_store: IntelStore | None = None, rules: RuleSet | None = None) -> FastAPI:
+               intel_store: IntelStore | None = None, rules: RuleSet | None = None,
+               rule_service: RuleService | None = None) -> FastAPI:
     api = api_settings or ApiSettings()
     app = FastAPI(
         title="govsoc API",
@@ -75,6 +78,9 @@ def create_app(*, tree: TenantTree, tokens: tuple[ApiToken, ...], events_store: 
         app.include_router(reports.router)
     app.state.intel = intel_store
     app.state.ruleset = rules
+    app.state.rules = rule_service
+    if rule_service is not None:
+        app.include_router(rules_routes.router)
     if intel_store is not None:
         app.include_router(intel.router)
     metrics.install(app)

@@ -269,6 +269,28 @@ class SensorWatchSettings(_Strict):
     check_every_s: Annotated[int, Field(ge=1)] = 60
 
 
+class MlSettings(_Strict):
+    """ML anomaly detection (detections/ml): windows, model reloads, retraining period and window.
+
+    The same fields as `detections.ml.MlConfig` (config/ imports nothing of ours), which the
+    runtime and `govsoc ml` build from this section with `MlConfig.of(settings)`.
+    """
+
+    enabled: bool = True
+    window: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(minutes=5)
+    check_every_s: Annotated[float, Field(ge=0)] = 60.0  # how often the feed looks for new model files
+    flush_grace: Duration = timedelta(minutes=1)  # windows close on the clock this long after their end
+    retrain_every: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=7)
+    training_window: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=14)
+    detector: Literal["isolation_forest", "local_outlier_factor", "elliptic_envelope"] = "isolation_forest"
+    target_alert_rate: Annotated[float, Field(gt=0, lt=0.5)] = 0.01
+    min_rows: Annotated[int, Field(ge=10)] = 50
+    top_reasons: Annotated[int, Field(ge=1, le=10)] = 3
+    drift_rows: Annotated[int, Field(ge=10)] = 500
+    max_window_events: Annotated[int, Field(ge=1)] = 20_000
+    max_held_events: Annotated[int, Field(ge=1)] = 1_000_000
+
+
 class PipelineSettings(_Strict):
     """The bus and the stores, each picked by the scheme of its URL (pipeline/store/registry.py).
 
@@ -308,6 +330,7 @@ class Settings(BaseSettings):
     sensor_watch: SensorWatchSettings = SensorWatchSettings()
     reports: ReportSettings = ReportSettings()
     service_watch: ServiceWatchSettings = ServiceWatchSettings()
+    ml: MlSettings = MlSettings()
 
     @classmethod
     def settings_customise_sources(

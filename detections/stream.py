@@ -1,8 +1,9 @@
 """The detection worker's steps: events from the bus -> alerts -> incidents.
 
-- `DetectStep`: a batch of `topics.EVENTS` messages -> the Sigma engine and the threat-intel
-  matcher -> alerts published on `topics.ALERTS`, each carrying the asset and security level
-  enrichment found on its events; intel matches are recorded as sightings after publishing.
+- `DetectStep`: a batch of `topics.EVENTS` messages -> the Sigma engine, the threat-intel
+  matcher and the ML feed -> alerts published on `topics.ALERTS`, each carrying the asset and
+  security level enrichment found on its events; intel matches are recorded as sightings after
+  publishing. `tick(now)` publishes the ML alerts of windows closed on the clock.
 - `IncidentStep`: a batch of `topics.ALERTS` messages -> `IncidentService.ingest`.
 
 Both are plain functions of one batch (no loop, no sleeping), so tests drive them directly and
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from datetime import datetime
 
 import structlog
 
 from config.errors import GovsocError
 from detections.incidents import IncidentService
 from detections.intel import IntelFeed
+from detections.ml import MlFeed
 from detections.sigma.match import SigmaEngine
 from pipeline.bus import Bus, Message, topics
 from pipeline.records import Alert, Event, Incident
@@ -27,10 +30,12 @@ log = structlog.get_logger(__name__)
 
 
 class DetectStep:
-    def __init__(self, engine: SigmaEngine, bus: Bus, intel: IntelFeed | None = None) -> None:
+    def __init__(self, engine: SigmaEngine, bus: Bus, intel: IntelFeed | None = None,
+                 ml: MlFeed | None = None) -> None:
         self._engine = engine
         self._bus = bus
         self._intel = intel
+        self._ml = ml
 
     def __call__(self, messages: Sequence[Message]) -> list[Alert]:
         events: list[Event] = []
@@ -42,11 +47,22 @@ class DetectStep:
         raised = self._engine.process(events)
         if self._intel is not None:
             raised = [*raised, *self._intel.process(events)]
+        if self._ml is not None:
+            raised = [*raised, *self._ml.process(events)]
         alerts = [_with_asset(alert, events) for alert in raised]
         if alerts:
             self._bus.publish(topics.ALERTS, [(a.tenant, a.to_json()) for a in alerts])
             if self._intel is not None:
                 self._intel.record(alerts)  # sightings, once the alerts are on the bus
+        return alerts
+
+    def tick(self, now: datetime) -> list[Alert]:
+        """ML alerts of windows closed on the clock (a tenant that fell quiet), published on `topics.ALERTS`."""
+        if self._ml is None:
+            return []
+        alerts = self._ml.flush(now)
+        if alerts:
+            self._bus.publish(topics.ALERTS, [(a.tenant, a.to_json()) for a in alerts])
         return alerts
 
 

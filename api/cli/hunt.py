@@ -1,4 +1,8 @@
-"""`govsoc hunt --intel [--since 7d] [--tenant T] [--send]`: the loaded indicators over stored history.
+"""`govsoc hunt [--intel] [--rule FILE]... [--since 7d] [--tenant T] [--send]`: stored history, hunted.
+
+`--rule` compiles Sigma rules with pySigma's backend for the configured event store and checks
+each candidate with the streaming engine (api/cli/hunt_rules.py, detections/sigma/hunt.py), so
+the alerts are the ones the stream would have raised. `--intel` works as follows.
 
 Reads the events of `--tenant`'s scope (all tenants by default) from the configured event store,
 oldest first, `MAX_LIMIT` at a time, over the last `--since`, and runs an `IntelMatcher` loaded
@@ -14,13 +18,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import ConfigOption, DataDirOption, ExitCode, JsonOption, fail, out_console, settings_from
+from api.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    ExitCode,
+    JsonOption,
+    err_console,
+    fail,
+    out_console,
+    settings_from,
+)
 from api.cli.ml import parse_duration
 from api.wiring import open_intel_store
 from config.errors import GovsocError
@@ -62,14 +76,19 @@ def _print(alerts: list[Alert], as_json: bool) -> None:
 
 def hunt(
     intel: Annotated[bool, typer.Option("--intel", help="Hunt with the loaded intel indicators.")] = False,
+    rule: Annotated[list[Path] | None, typer.Option(
+        "--rule", help="A Sigma rule file or directory to hunt with (repeatable).")] = None,
     since: Annotated[str, typer.Option("--since", help="How far back: 30m, 12h, 7d.")] = "7d",
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant and those below it.")] = None,
     send: Annotated[bool, typer.Option("--send", help="Group the alerts into incidents and record sightings.")] = False,
     config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Hunt over stored events. Exit codes: 0 nothing found, 1 matches, 2 usage error, 3 store error."""
-    if not intel:
-        fail("nothing to hunt with: pass --intel", ExitCode.USAGE)
+    """Hunt over stored events with indicators or Sigma rules, raising the alerts the stream would have.
+
+    Exit codes: 0 nothing found, 1 matches, 2 usage error, 3 store error.
+    """
+    if not intel and not rule:
+        fail("nothing to hunt with: pass --intel or --rule FILE", ExitCode.USAGE)
     try:
         window = parse_duration(since)
     except ValueError as e:
@@ -79,22 +98,38 @@ def hunt(
     if tenant is not None and tenant not in tree:
         fail(f"--tenant: unknown tenant {tenant!r}", ExitCode.USAGE)
     scope = TenantScope.everything() if tenant is None else tree.scope(tenant)
+    alerts: list[Alert] = []
     try:
-        alerts = _run(settings, tree, scope, datetime.now(UTC) - window, send)
+        if intel:
+            alerts += _run(settings, tree, scope, datetime.now(UTC) - window, send)
+        if rule:
+            alerts += _hunt_rules(settings, rule, since, tenant, send)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
     _print(alerts, as_json)
     raise typer.Exit(int(ExitCode.FINDINGS if alerts else ExitCode.OK))
 
 
+def _hunt_rules(settings: Settings, rules: list[Path], since: str, tenant: str | None, send: bool) -> list[Alert]:
+    from api.cli.hunt_rules import RuleHuntUsageError, run_rule_hunt  # pySigma's backends load only when asked
+
+    try:
+        found = run_rule_hunt(settings, rules, since, tenant, send=send)
+    except RuleHuntUsageError as e:
+        fail(str(e), ExitCode.USAGE)
+    for line in found.refused:
+        err_console.print(line, markup=False, soft_wrap=True)
+    return found.alerts
+
+
 def _run(settings: Settings, tree: TenantTree, scope: TenantScope, start: datetime, send: bool) -> list[Alert]:
     """Open the stores, hunt, send when asked, close; store errors propagate as `GovsocError`."""
     intel_store = open_intel_store(settings, tree)
-    events = open_event_store(settings.store_url)
+    events = open_event_store(settings.events_url)
     try:
         alerts = hunt_events(events, scope, IntelMatcher(intel_store.matchable(scope), tree), start)
         if send and alerts:
-            incidents = open_incident_store(settings.store_url)
+            incidents = open_incident_store(settings.incidents_url)
             try:
                 IncidentService(incidents, tree, settings.incidents).ingest(alerts)
             finally:

@@ -1,22 +1,24 @@
-"""`govsoc ml train` and `govsoc ml score`: per-tenant anomaly models, trained and used offline.
+"""`govsoc ml train|retrain|score|status`: per-tenant anomaly models, trained, retrained, used offline.
 
 `train` reads one tenant's events (from the configured store over `--since`, or from NDJSON files),
 builds window features, fits one model per entity kind and saves each under
 `DATA_DIR/models/<tenant>/<kind>.skops` (with its `.sha256`). A kind with too little history gets
 no model and says so. `score` runs the saved models over NDJSON event files and prints the alerts
-(exit 1 when there are any). `status` lists, per tenant and kind, the saved model and what it was
-trained on, or that there is none (cold start: no ML alerts for it).
+(exit 1 when there are any). `retrain` is scheduled retraining (tenants
+whose newest model is older than `--every`). `status` lists, per tenant and kind, the saved model
+and what it was trained on, a refused file, or that there is none (cold start: no ML alerts for it),
+and with `--drift 1d` how far each feature moved from the baseline over the recent stored events.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 import typer
 from rich.table import Table
@@ -29,28 +31,30 @@ from detections.ml import (
     DETECTORS,
     FEATURE_NAMES,
     EntityKind,
-    FeatureRow,
+    MlConfig,
     MlDetector,
     ModelError,
-    ModelSpec,
+    ModelRegistry,
+    RetrainResult,
+    TrainingSet,
     TrainOutcome,
     WindowFeaturizer,
+    collect,
+    drift,
     load_current_models,
-    load_model,
-    model_path,
-    save_model,
-    train_kinds,
+    retrain_due,
+    stored_pages,
+    train_and_save,
 )
 from pipeline.errors import ParseError
 from pipeline.records import Alert, Event
-from pipeline.store.base import MAX_LIMIT, EventQuery, EventStore
 from pipeline.store.registry import open_event_store
 
 ml_app = typer.Typer(help="ML anomaly models: train per tenant, score event files.", no_args_is_help=True)
 
+COLD_START = "cold start (no model: no ML alerts)"
 DURATION = re.compile(r"^(\d+)([dhm])$")
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-WINDOW_MINUTES = 5
 
 
 def parse_duration(text: str) -> timedelta:
@@ -78,55 +82,20 @@ def read_event_files(paths: Sequence[Path]) -> tuple[list[Event], int]:
     return events, skipped
 
 
-def stored_pages(store: EventStore, scope: TenantScope, start: datetime, end: datetime) -> Iterator[list[Event]]:
-    """Every event of `scope` in [start, end), oldest first, a page at a time (never all in memory)."""
-    offset = 0
-    while True:
-        page = store.search(scope, EventQuery(start=start, end=end, limit=MAX_LIMIT, offset=offset,
-                                              oldest_first=True))
-        if page:
-            yield page
-        if len(page) < MAX_LIMIT:
-            return
-        offset += len(page)
-
-
-@dataclass
-class TrainingSet:
-    """Feature rows of one tenant's events, with what they came from."""
-
-    rows: list[FeatureRow]
-    events: int = 0
-    first: datetime | None = None
-    last: datetime | None = None
-
-    def add(self, featurizer: WindowFeaturizer, events: Sequence[Event]) -> None:
-        self.rows.extend(featurizer.add(events))
-        self.events += len(events)
-        if events:
-            self.first = self.first or events[0].timestamp
-            self.last = events[-1].timestamp
-
-
-def _training_set(settings: Settings, tenant: str, since: timedelta, files: Sequence[Path]) -> TrainingSet:
+def _training_set(settings: Settings, tenant: str, config: MlConfig, files: Sequence[Path]) -> TrainingSet:
     if tenant not in TenantTree.from_config(settings.tenants):
         fail(f"--tenant: unknown tenant {tenant!r}", ExitCode.USAGE)
-    featurizer = WindowFeaturizer(window=timedelta(minutes=WINDOW_MINUTES), timezone=settings.timezone)
-    found = TrainingSet([])
     if files:
-        found.add(featurizer, [e for e in read_event_files(files)[0] if e.tenant == tenant])
-    else:
-        # Only the tenant itself: a parent's model must not learn its children's normal.
-        scope = TenantScope(root=tenant, tenant_ids=frozenset({tenant}))
-        end = datetime.now(UTC)
-        store = open_event_store(settings.events_url)
-        try:
-            for page in stored_pages(store, scope, end - since, end):
-                found.add(featurizer, page)
-        finally:
-            store.close()
-    found.rows.extend(featurizer.flush())
-    return found
+        return collect(tenant, [read_event_files(files)[0]], config, settings.timezone)
+    # Only the tenant itself: a parent's model must not learn its children's normal.
+    scope = TenantScope(root=tenant, tenant_ids=frozenset({tenant}))
+    end = datetime.now(UTC)
+    store = open_event_store(settings.events_url)
+    try:
+        return collect(tenant, stored_pages(store, scope, end - config.training_window, end), config,
+                       settings.timezone)
+    finally:
+        store.close()
 
 
 @ml_app.command("train")
@@ -144,23 +113,22 @@ def train(
     files = from_file or []
     try:
         window = parse_duration(since)
-    except ValueError as e:
-        fail(f"--since: {e}", ExitCode.USAGE)
+        ml = MlConfig.of(settings).model_copy(update={"detector": detector, "target_alert_rate": target_rate,
+                                                      "training_window": window})
+        ml.spec()
+    except (ValueError, ModelError) as e:
+        fail(f"--since/--detector/--target-rate: {e}", ExitCode.USAGE)
     for path in files:
         if not path.is_file():
             fail(f"{path}: no such file", ExitCode.USAGE)
-    spec = ModelSpec(detector=detector, target_alert_rate=target_rate)
+    registry = ModelRegistry(settings.data_dir / "models")
     try:
-        spec.check()
-        found = _training_set(settings, tenant, window, files)
-        info = {"since": since, "source": "files" if files else "store", "events": found.events,
-                "first_event": found.first.isoformat() if found.first else None,
-                "last_event": found.last.isoformat() if found.last else None}
-        outcomes = train_kinds(found.rows, spec, tenant=tenant, info=info)
-        saved = {o.kind: save_model(o.model, model_path(settings.data_dir / "models", tenant, o.kind))
-                 for o in outcomes if o.model is not None}
+        found = _training_set(settings, tenant, ml, files)
+        source = "files" if files else f"store, last {since}"
+        outcomes = train_and_save(found, registry, ml, now=datetime.now(UTC), source=source)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
+    saved = {o.kind: registry.path(tenant, o.kind) for o in outcomes if o.model is not None}
     _print_training(outcomes, saved, as_json)
     if not saved:
         fail(f"no model trained for {tenant!r}: too little history ({found.events} events)", ExitCode.RUNTIME)
@@ -191,7 +159,7 @@ def score(
     try:
         events, skipped = read_event_files(paths)
         models = load_current_models(settings.data_dir / "models", {e.tenant for e in events})
-        detector = MlDetector(models, WindowFeaturizer(window=timedelta(minutes=WINDOW_MINUTES),
+        detector = MlDetector(models, WindowFeaturizer(window=MlConfig.of(settings).window,
                                                        timezone=settings.timezone))
         alerts = detector.process(events) + detector.flush()
     except GovsocError as e:
@@ -216,36 +184,121 @@ def _print_alerts(alerts: Sequence[Alert], summary: dict[str, Any], as_json: boo
     out_console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
 
 
+@ml_app.command("retrain")
+def retrain(
+    tenant: Annotated[list[str] | None, typer.Option("--tenant", help="Only these tenants (default: all).")] = None,
+    every: Annotated[str, typer.Option("--every", help="Retrain models older than this: 7d.")] = "7d",
+    since: Annotated[str, typer.Option("--since", help="Training window back from now: 14d.")] = "14d",
+    force: Annotated[bool, typer.Option("--force", help="Retrain even models that are recent enough.")] = False,
+    config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False,
+) -> None:
+    """Retrain tenants whose newest model is older than --every (or who have none) from the store.
+
+    Scheduled retraining: run it daily from cron or a timer. Exit 3 on an error.
+    """
+    settings = settings_from(config, data_dir)
+    tenants = tenant or [t.id for t in settings.tenants]
+    known = {t.id for t in settings.tenants}
+    if unknown := [t for t in tenants if t not in known]:
+        fail(f"--tenant: unknown tenant(s) {', '.join(unknown)}", ExitCode.USAGE)
+    try:
+        ml = MlConfig.of(settings).model_copy(update={"retrain_every": parse_duration(every),
+                                                      "training_window": parse_duration(since)})
+    except ValueError as e:
+        fail(f"--every/--since: {e}", ExitCode.USAGE)
+    store = open_event_store(settings.events_url)
+    try:
+        results = retrain_due(store, ModelRegistry(settings.data_dir / "models"), tenants, ml,
+                              now=datetime.now(UTC), timezone=settings.timezone, force=force)
+    except GovsocError as e:
+        fail(e, ExitCode.RUNTIME)
+    finally:
+        store.close()
+    _print_retraining(results, as_json)
+
+
+def _print_retraining(results: Sequence[RetrainResult], as_json: bool) -> None:
+    rows = [{"tenant": r.tenant, "retrained": r.retrained, "reason": r.reason, "models": r.models,
+             "kinds": {o.kind: o.status for o in r.outcomes}} for r in results]
+    if as_json:
+        typer.echo(orjson.dumps({"tenants": rows}).decode())
+        return
+    table = Table("tenant", "retrained", "why", "models", "kinds")
+    for result in results:
+        table.add_row(result.tenant, "yes" if result.retrained else "no", result.reason, str(result.models),
+                      "; ".join(f"{o.kind}: {o.status}" for o in result.outcomes))
+    out_console.print(table)
+
+
 @ml_app.command("status")
 def status(
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
+    drift_since: Annotated[str | None, typer.Option(
+        "--drift", help="Also measure drift per feature over the stored events of this recent span: 1d.")] = None,
     config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Which tenants and kinds have a model, trained when, on how much, with which threshold."""
+    """Per tenant and kind: the model, a refused file, or cold start (no model: no ML alerts).
+
+    With the model: trained when, on how much, its threshold; with --drift, the features that moved
+    most from the baseline over the recent stored events.
+    """
     settings = settings_from(config, data_dir)
     tenants = [t.id for t in settings.tenants if tenant is None or t.id == tenant]
     if not tenants:
         fail(f"--tenant: unknown tenant {tenant!r}", ExitCode.USAGE)
-    rows = [_model_status(settings.data_dir / "models", t, kind) for t in tenants for kind in EntityKind]
+    try:
+        span = parse_duration(drift_since) if drift_since else None
+    except ValueError as e:
+        fail(f"--drift: {e}", ExitCode.USAGE)
+    registry = ModelRegistry(settings.data_dir / "models")
+    rows = [_model_status(registry, t, kind) for t in tenants for kind in EntityKind]
+    if span is not None:
+        _add_drift(settings, registry, rows, span)
     if as_json:
         typer.echo(orjson.dumps({"models": rows}).decode())
         return
-    table = Table("tenant", "kind", "status", "detector", "windows", "trained at", "threshold")
+    table = Table("tenant", "kind", "status", "detector", "windows", "trained at", "threshold", "drift")
     for row in rows:
         table.add_row(*(str(row.get(k, "")) for k in ("tenant", "kind", "status", "detector", "rows", "trained_at",
-                                                       "threshold")))
+                                                       "threshold", "drift")))
     out_console.print(table)
+    if any(row["status"] == COLD_START for row in rows):
+        out_console.print(f"{COLD_START}: train with `govsoc ml train --tenant T`, or wait for scheduled "
+                          f"retraining once the tenant has {MlConfig.of(settings).min_rows} windows of a kind")
 
 
-def _model_status(models_dir: Path, tenant: str, kind: EntityKind) -> dict[str, Any]:
-    path = model_path(models_dir, tenant, kind.value)
+def _model_status(registry: ModelRegistry, tenant: str, kind: EntityKind) -> dict[str, Any]:
     row: dict[str, Any] = {"tenant": tenant, "kind": kind.value}
-    if not path.is_file():
-        return {**row, "status": "no model (cold start: no ML alerts)"}
     try:
-        model = load_model(path, FEATURE_NAMES[kind])
+        model = registry.load(tenant, kind)
     except ModelError as e:
         return {**row, "status": f"refused: {e.reason}"}
+    if model is None:
+        return {**row, "status": COLD_START}
     return {**row, "status": "ok", "detector": model.spec.detector, "threshold": round(model.baseline.threshold, 4),
-            **{k: v for k, v in model.info.items() if k in ("rows", "trained_at", "data_sha256", "since",
-                                                               "first_event", "last_event")}}
+            **{k: v for k, v in model.info.items() if k in ("rows", "trained_at", "data_sha256", "since", "source",
+                                                               "events", "first_event", "last_event")}}
+
+
+def _add_drift(settings: Settings, registry: ModelRegistry, rows: list[dict[str, Any]], span: timedelta) -> None:
+    """Fill `drift` (the three features that moved most, in baseline spreads) for rows with a model."""
+    end = datetime.now(UTC)
+    store = open_event_store(settings.events_url)
+    try:
+        for tenant in sorted({r["tenant"] for r in rows if r["status"] == "ok"}):
+            scope = TenantScope(root=tenant, tenant_ids=frozenset({tenant}))
+            found = collect(tenant, stored_pages(store, scope, end - span, end), MlConfig.of(settings),
+                            settings.timezone)
+            for row in (r for r in rows if r["tenant"] == tenant and r["status"] == "ok"):
+                kind = EntityKind(row["kind"])
+                model = registry.load(tenant, kind)
+                values = [r.values for r in found.rows if r.kind is kind]
+                if model is None or not values:
+                    row["drift"] = "no recent windows"
+                    continue
+                shifts = drift(np.array(values, dtype=np.float64), FEATURE_NAMES[kind], model.baseline)
+                row["drift"] = ", ".join(f"{d.feature} {d.shift:.1f}" for d in shifts[:3])
+    except GovsocError as e:
+        fail(e, ExitCode.RUNTIME)
+    finally:
+        store.close()

@@ -23,7 +23,7 @@ from api.cli.progress import byte_progress
 from api.demo.playbooks import DEMO_CONNECTORS
 from api.identity.service import IdentityService
 from api.reports import ReportService, open_report_store
-from api.wiring import Runtime, build_identity, build_playbook_runner, build_runtime
+from api.wiring import Runtime, build_identity, build_playbook_runner, build_rule_service, build_runtime
 from config.errors import GovsocError
 from pipeline.bus import topics
 from pipeline.bus.memory import MemoryBus
@@ -54,6 +54,7 @@ def up(
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
     report_store = open_report_store(settings.incidents_url, settings.data_dir)
+    rule_service = build_rule_service(runtime)
     app = create_app(tree=runtime.tree, tokens=settings.api.tokens, events_store=runtime.events,
                      incidents_store=runtime.incidents, sensors_store=runtime.sensors,
                      incident_settings=settings.incidents, sensor_watch=settings.sensor_watch,
@@ -61,7 +62,7 @@ def up(
                      identity_service=identity, bus=runtime.bus, ingest_pending=_pending_raw(runtime),
                      api_settings=settings.api,
                      reports_service=ReportService(report_store, runtime.incidents, runtime.tree, settings.reports),
-                     intel_store=runtime.intel, rules=runtime.engine.ruleset)
+                     intel_store=runtime.intel, rules=runtime.engine.ruleset, rule_service=rule_service)
     app.state.service_watch = settings.service_watch  # the console's services panel judges checks with it
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
@@ -75,6 +76,7 @@ def up(
         stop.set()
         worker.join(timeout=5)
         report_store.close()
+        rule_service.store.close()
         runtime.close()
 
 

@@ -157,6 +157,9 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
         total.incidents += stats.incidents  # tenants' incidents are distinct
         total.files.extend(stats.files)
     report_heartbeats(runtime, now)
+    from api.demo.ml import train_and_score_demo  # step 3: the ward's ordinary week, then its anomalies
+
+    total.alerts += len(train_and_score_demo(runtime, now).alerts)
     from api.demo.watch import run_demo_watch  # step 7: Đà Nẵng's portal defaced
 
     total.alerts += run_demo_watch(runtime, runtime.settings.data_dir / "demo", now).alerts

@@ -19,6 +19,7 @@ from api.wiring.runtime import (
     Worker,
     build_identity,
     build_playbook_runner,
+    build_rule_service,
     build_runtime,
     open_intel_store,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Worker",
     "build_identity",
     "build_playbook_runner",
+    "build_rule_service",
     "build_runtime",
     "build_stage",
     "open_intel_store",

@@ -20,13 +20,14 @@ Ack/commit contract (the at-least-once loop of `Worker.run_once`):
   members leave their groups, so a rolling restart repeats nothing.
 - Consumer-group timing (session, heartbeat, poll interval, join timeout) and the partition
   count of the topics are parameters of the bus URL (`pipeline/bus/kafka.py`).
-- Detection state lives in each detect process, partitioned by the event key (tenant/entity,
-  `pipeline.bus.keys`): a correlation window that was open in a process that died restarts empty
-  on the partition's new owner (see docs/scaling.md, "Failure and takeover").
+- Detection state is partitioned like the events topic (events are keyed tenant/entity,
+  `pipeline.bus.keys`) and checkpointed on the bus before each commit (`detect_state`), so the
+  new owner of a partition continues the correlation windows the old one had open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,11 +39,18 @@ import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from api.wiring.detect_state import PartitionedDetect
 from api.wiring.runtime import Runtime, Worker, build_playbook_runner, build_runtime
 from config.errors import GovsocError
 from config.settings import Settings
 from config.tenants import TenantScope
+from detections.intel import IntelFeed
+from detections.ml import MlConfig, MlFeed, ModelRegistry
+from detections.sigma.match import SigmaEngine
+from detections.stream import DetectStep
 from pipeline.bus import Bus, Message, topics
+from pipeline.bus.checkpoints import open_checkpoints
+from pipeline.bus.lag import group_lag
 from pipeline.records import Incident, utc_now
 from playbooks.load import LIBRARY, load_playbooks
 from playbooks.triggers import triggered_playbooks
@@ -92,7 +100,7 @@ class StageMetrics:
                                 ["stage"], registry=self.registry).labels(**labels)
         self.failures = Counter("govsoc_worker_step_failures", "Batches whose step raised (retried)",
                                 ["stage"], registry=self.registry).labels(**labels)
-        self.lag = Gauge("govsoc_worker_lag", "Messages in this member's partitions not yet polled",
+        self.lag = Gauge("govsoc_worker_lag", "Messages of the stage's topics its group has not committed",
                          ["stage"], registry=self.registry).labels(**labels)
 
 
@@ -131,7 +139,8 @@ class StageProcess:
                     self._report(on_progress)
                     next_report = time.monotonic() + REPORT_EVERY_S
         finally:
-            self._report(on_progress)
+            with contextlib.suppress(GovsocError):  # a last report must not hide the real error
+                self._report(on_progress)
         return self.stats
 
     def _run_round(self, poll_timeout_s: float) -> int:
@@ -158,7 +167,7 @@ class StageProcess:
         log.error("worker_step_failed", stage=self.stage.value, error=str(error), retry_in_s=retry_s)
 
     def _report(self, on_progress: Callable[[StageStats], None]) -> None:
-        lags = [lag for lag in (_lag(worker) for worker in self.workers) if lag is not None]
+        lags = [lag for lag in (_lag(worker, self.runtime.bus) for worker in self.workers) if lag is not None]
         self.stats.lag = sum(lags) if lags else None
         if self.stats.lag is not None:
             self.metrics.lag.set(self.stats.lag)
@@ -169,15 +178,16 @@ class StageProcess:
         try:
             for worker in self.workers:
                 worker.close()
+                if isinstance(worker.step, PartitionedDetect):
+                    worker.step.close()  # its checkpoint reader
         finally:
             self.runtime.close()
 
 
-def _lag(worker: Worker) -> int | None:
-    try:
-        return worker.consumer.lag()
-    except GovsocError:
-        return None
+def _lag(worker: Worker, bus: Bus) -> int | None:
+    """The group's lag (committed, not polled: it keeps counting while the member is out of its
+    group retrying a batch, which is when back-pressure must show)."""
+    return group_lag(bus, worker.name, worker.topics)
 
 
 def build_stage(settings: Settings, stage: Stage) -> StageProcess:
@@ -189,11 +199,27 @@ def build_stage(settings: Settings, stage: Stage) -> StageProcess:
         workers = [Worker("playbooks", runtime.bus, [topics.INCIDENTS], step, settings.pipeline.batch_size)]
         return StageProcess(stage, runtime, workers)
     workers = [by_name[name] for name in STAGE_WORKERS[stage]]
+    if stage is Stage.DETECT:
+        workers[0].step = _partitioned_detect(settings, runtime)
     if stage is Stage.INCIDENTS:
         workers[0].step = _publishing_incidents(workers[0].step, runtime.bus)
         return StageProcess(stage, runtime, workers, watch=runtime.pipeline.watch,
                             watch_every_s=runtime.pipeline.watch_every_s)
     return StageProcess(stage, runtime, workers)
+
+
+def _partitioned_detect(settings: Settings, runtime: Runtime) -> PartitionedDetect:
+    """One engine per partition of the events topic, checkpointed on the bus (`detect_state`)."""
+    ruleset = runtime.engine.ruleset
+    max_groups = settings.detections.correlation_max_groups
+    intel = IntelFeed(runtime.intel, runtime.tree)
+    # One feed for the process: its windows are not checkpointed (a restart loses at most the open
+    # window of each entity, unscored).
+    ml = MlFeed(ModelRegistry(settings.data_dir / "models"), [t.id for t in runtime.tree], MlConfig.of(settings),
+                timezone=settings.timezone)
+    return PartitionedDetect(lambda: SigmaEngine(ruleset, max_groups=max_groups),
+                             lambda engine: DetectStep(engine, runtime.bus, intel=intel, ml=ml),
+                             open_checkpoints(runtime.bus), group="detect")
 
 
 def _publishing_incidents(step: Callable[[Sequence[Message]], object],

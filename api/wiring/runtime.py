@@ -37,10 +37,13 @@ from config.settings import Settings
 from config.tenants import TenantScope, TenantTree
 from detections.incidents import IncidentLifecycle, IncidentService
 from detections.intel import IntelFeed, IntelStore
+from detections.ml import MlConfig, MlFeed, ModelRegistry
 from detections.sensor_watch import sensor_statuses, silent_sensor_alerts
 from detections.sigma.errors import RuleError
 from detections.sigma.load import builtin_rules_dir, load_rules
+from detections.sigma.manage import RuleService
 from detections.sigma.match import SigmaEngine
+from detections.sigma.state import SqliteRuleStateStore
 from detections.stream import DetectStep, IncidentStep
 from pipeline.bus import Bus, Consumer, Message, open_bus, topics
 from pipeline.bus.keys import KeyedBus, entity_key, rekey_event
@@ -51,7 +54,7 @@ from pipeline.ingest import IngestStep
 from pipeline.records import Alert, utc_now
 from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from pipeline.store.registry import open_event_store, open_incident_store, open_sensor_store
-from pipeline.store.sqlite_db import SQLITE_URL_PREFIX
+from pipeline.store.sqlite_db import SQLITE_URL_PREFIX, sqlite_path
 from playbooks.connectors import ConnectorRegistry
 from playbooks.runner import PlaybookRunner
 from playbooks.runs import open_run_store
@@ -223,7 +226,9 @@ def build_runtime(settings: Settings) -> Runtime:
         log.warning("rule_skipped", error=str(issue))
     engine = SigmaEngine(ruleset, max_groups=settings.detections.correlation_max_groups)
     intel = open_intel_store(settings, tree)
-    detect = DetectStep(engine, bus, intel=IntelFeed(intel, tree))
+    ml = MlFeed(ModelRegistry(settings.data_dir / "models"), [t.id for t in tree], MlConfig.of(settings),
+                timezone=settings.timezone)
+    detect = DetectStep(engine, bus, intel=IntelFeed(intel, tree), ml=ml)
     incident = IncidentStep(IncidentService(incidents, tree, settings.incidents))
     pipeline = Pipeline(bus, [], detect, incident)
     batch = settings.pipeline.batch_size
@@ -246,7 +251,13 @@ def build_runtime(settings: Settings) -> Runtime:
         Worker("incidents", bus, [topics.ALERTS], incident_counted, batch),
         Worker("heartbeats", bus, [topics.HEARTBEATS], HeartbeatStep(sensors, tree), batch),
     ])
-    pipeline.watch = _sensor_watch(settings, tree, sensors, bus)
+    sensor_watch = _sensor_watch(settings, tree, sensors, bus)
+
+    def watch(now: datetime) -> tuple[object, list[Alert]]:
+        """Silent sensors, then the ML windows of tenants that fell quiet (each publishes its alerts)."""
+        return sensor_watch(now), detect.tick(now)
+
+    pipeline.watch = watch
     pipeline.watch_every_s = settings.sensor_watch.check_every_s
     return Runtime(settings, tree, bus, events, incidents, sensors, engine, issues, pipeline, intel)
 
@@ -295,3 +306,19 @@ def build_identity(settings: Settings, incidents: IncidentStore) -> IdentityServ
                             free_failures=api.login_free_failures, lock_max_s=api.login_lock_max.total_seconds())
     store = SqliteIdentityStore(settings.data_dir / "identity.db")
     return IdentityService(store, incidents.append_audit, policy)
+
+
+def build_rule_service(runtime: Runtime) -> RuleService:
+    """Enable/disable, exceptions and uploads of Sigma rules, applied to the running engine.
+
+    The state lives in the incidents' SQLite file (else `DATA_DIR/govsoc.db`), uploads under
+    `DATA_DIR/rules/uploaded`; every change is audited and reloads the engine before its next batch.
+    """
+    settings, tree, engine = runtime.settings, runtime.tree, runtime.engine
+    url = settings.incidents_url
+    path = sqlite_path(url) if url.startswith(SQLITE_URL_PREFIX) else settings.data_dir / "govsoc.db"
+    state = SqliteRuleStateStore(path, runtime.incidents.append_audit)
+    rule_dirs = [builtin_rules_dir()] if settings.detections.include_builtin_rules else []
+    return RuleService([*rule_dirs, *settings.detections.rule_dirs], settings.data_dir / "rules" / "uploaded", state,
+                       tree, runtime.incidents.append_audit,
+                       on_reload=lambda ruleset, rules_state: engine.request_reload(ruleset, rules_state, tree))

@@ -12,15 +12,20 @@ Invariants:
   window's start is dropped and counted in `late_events`: the row of a closed window never changes.
 - Never raises on field values: every field is read with a type check, so an event whose fields hold
   anything (lists, numbers as text, NaN, nested objects) contributes what it can and nothing else.
-- Bounded: at most `max_open` open windows (the oldest is closed early when full) and at most
-  `history_size` remembered destinations per entity, `max_entities` entities with history. An open
-  window holds its events until it closes (not yet bounded per window).
+- Bounded: at most `max_open` open windows (the oldest is closed early when full), at most
+  `max_window_events` events in one window (it is closed early and a new one starts at the same
+  start), at most `max_held_events` events held over all open windows (the oldest window is closed
+  early), `history_size` remembered destinations per entity, `max_entities` entities with history.
+  A row keeps the ids of its window's first `max_event_ids` events (training keeps none).
+- Time-driven closing: `close_due(now)` closes the windows that ended `grace` before `now`, for a
+  tenant whose traffic stopped (online scoring calls it on a clock, training never needs it).
 - History ("new destinations") is updated when a window closes, in closing order, so training and
   scoring over the same events give the same rows.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +47,7 @@ DNS_QUESTION_NAME = "dns.question.name"
 DNS_RESPONSE_CODE = "dns.response_code"
 
 FLOW_DATASET = "flow"
+FLOW_HISTORY = "govsoc.flow.history"  # the packet sensor's Zeek-style TCP history (sensors/packets/flows.py)
 FAILED_STATES = frozenset({"s0", "rej", "rsto", "rstos0", "rstr", "rstrh", "sh", "shr", "failed", "rejected",
                            "timeout", "reset"})
 SECOND_LEVEL_LABELS = frozenset({"ac", "co", "com", "edu", "gov", "net", "org", "int", "mil", "health"})
@@ -107,6 +113,28 @@ class FeatureRow:
     last_seen: datetime
 
 
+_ABSENT = object()
+
+
+@functools.lru_cache(maxsize=256)
+def _parts(name: str) -> tuple[str, ...]:
+    return tuple(name.split("."))
+
+
+def field_of(event: Event, name: str) -> Any:
+    """`event.get(name)` with a fast path through plain nested objects, falling back to the generic
+    lookup (keys that contain dots) when the path is not there. The featurizer reads ~11 fields an
+    event: 57,700 -> 63,000 events/s of CPU with the fast path (120,000 flows of bench/ml.py)."""
+    node: Any = event.doc
+    for part in _parts(name):
+        if not isinstance(node, dict):
+            return event.get(name)
+        node = node.get(part, _ABSENT)
+        if node is _ABSENT:
+            return event.get(name)
+    return node
+
+
 def text_of(value: Any) -> str | None:
     """A non-empty string, the first of a list, a number as text; None for anything else."""
     if isinstance(value, list) and value:
@@ -146,20 +174,21 @@ def kinds_of(event: Event) -> tuple[EntityKind, ...]:
     Auth: `event.category` authentication. Flow: `event.dataset` flow (or `*.flow`), or category
     network with type connection (Suricata EVE flows). DNS: any event with `dns.question.name`.
     """
-    if _has(event.get(ecs.EVENT_CATEGORY), "authentication"):
+    if _has(field_of(event, ecs.EVENT_CATEGORY), "authentication"):
         return (EntityKind.AUTH_SOURCE, EntityKind.AUTH_USER)
-    dataset = text_of(event.get(ecs.EVENT_DATASET))
+    dataset = text_of(field_of(event, ecs.EVENT_DATASET))
     is_flow = dataset is not None and (dataset == FLOW_DATASET or dataset.endswith("." + FLOW_DATASET))
-    if is_flow or (_has(event.get(ecs.EVENT_CATEGORY), "network") and _has(event.get(ecs.EVENT_TYPE), "connection")):
+    if is_flow or (_has(field_of(event, ecs.EVENT_CATEGORY), "network")
+                   and _has(field_of(event, ecs.EVENT_TYPE), "connection")):
         return (EntityKind.FLOW_SOURCE,)
-    if text_of(event.get(DNS_QUESTION_NAME)) is not None:
+    if text_of(field_of(event, DNS_QUESTION_NAME)) is not None:
         return (EntityKind.DNS_CLIENT,)
     return ()
 
 
 def entity_of(event: Event, kind: EntityKind) -> tuple[str, str] | None:
     for name in ENTITY_FIELDS[kind]:
-        value = text_of(event.get(name))
+        value = text_of(field_of(event, name))
         if value is not None:
             return name, value
     return None
@@ -184,6 +213,23 @@ def split_domain(name: str) -> tuple[str, str]:
     return ".".join(labels[:-keep]), ".".join(labels[-keep:])
 
 
+@dataclass(frozen=True, slots=True)
+class WindowLimits:
+    """Memory bounds of open windows (see the module's invariants); `max_event_ids` 0 keeps no ids."""
+
+    max_window_events: int = 20_000
+    max_held_events: int = 1_000_000
+    max_event_ids: int = 100
+
+    def __post_init__(self) -> None:
+        if self.max_window_events < 1 or self.max_held_events < 1 or self.max_event_ids < 0:
+            raise ValueError("window limits must be positive (max_event_ids may be 0)")
+
+
+TRAINING_LIMITS = WindowLimits(max_event_ids=0)
+"""Training needs no event ids: 14 days of ids would be most of its memory."""
+
+
 @dataclass(slots=True)
 class _Window:
     """The events of one entity in one open window, held until it closes (see the module's bounds)."""
@@ -204,7 +250,8 @@ class WindowFeaturizer:
     """
 
     def __init__(self, *, window: timedelta = timedelta(minutes=5), timezone: str = "UTC",
-                 max_open: int = 100_000, history_size: int = 1_000, max_entities: int = 100_000) -> None:
+                 max_open: int = 100_000, history_size: int = 1_000, max_entities: int = 100_000,
+                 limits: WindowLimits | None = None) -> None:
         if window <= timedelta(0):
             raise ValueError("window must be positive")
         self.window = window
@@ -212,7 +259,10 @@ class WindowFeaturizer:
         self.max_open = max_open
         self.history_size = history_size
         self.max_entities = max_entities
+        self.limits = limits or WindowLimits()
         self.late_events = 0
+        self.closed_early = 0
+        self._held = 0
         self._open: dict[tuple[str, EntityKind, str], _Window] = {}
         self._history: dict[tuple[str, str], dict[str, None]] = {}  # insertion-ordered sets, oldest first
         self._watermark: dict[str, datetime] = {}
@@ -229,6 +279,20 @@ class WindowFeaturizer:
     def flush(self) -> list[FeatureRow]:
         """Close every open window (end of a file, end of a training set)."""
         return [self._close(key) for key in sorted(self._open, key=lambda k: self._open[k].start)]
+
+    def close_due(self, now: datetime, grace: timedelta = timedelta(0)) -> list[FeatureRow]:
+        """Close the windows that ended at or before `now - grace`, oldest first (a quiet tenant's)."""
+        due = [key for key, w in self._open.items() if w.start + self.window + grace <= now]
+        return [self._close(key) for key in sorted(due, key=lambda k: self._open[k].start)]
+
+    @property
+    def open_windows(self) -> int:
+        return len(self._open)
+
+    @property
+    def held_events(self) -> int:
+        """Events held by open windows (bounded by `limits.max_held_events`)."""
+        return self._held
 
     def _window_start(self, ts: datetime) -> datetime:
         width = self.window.total_seconds()
@@ -249,12 +313,21 @@ class WindowFeaturizer:
         if current is not None and start > current.start:
             rows.append(self._close(key))
             current = None
+        if current is not None and len(current.events) >= self.limits.max_window_events:
+            rows.append(self._close(key))  # a flood: score what came so far, start again
+            self.closed_early += 1
+            current = None
         if current is None:
             if len(self._open) >= self.max_open:
                 rows.append(self._close(next(iter(self._open))))  # oldest opened first: dicts keep order
+                self.closed_early += 1
             current = _Window(event.tenant, kind, named[0], named[1], start)
             self._open[key] = current
         current.events.append(event)
+        self._held += 1
+        while self._held > self.limits.max_held_events and self._open:
+            rows.append(self._close(next(iter(self._open))))
+            self.closed_early += 1
         return rows
 
     def _close_before(self, tenant: str, ts: datetime) -> list[FeatureRow]:
@@ -269,11 +342,13 @@ class WindowFeaturizer:
 
     def _close(self, key: tuple[str, EntityKind, str]) -> FeatureRow:
         window = self._open.pop(key)
+        self._held -= len(window.events)
         values = FEATURE_FUNCTIONS[window.kind](self, window)
         return FeatureRow(
             tenant=window.tenant, kind=window.kind, entity_field=window.entity_field, entity=window.entity,
             start=window.start, end=window.start + self.window, values=values,
-            event_ids=tuple(e.id for e in window.events), last_seen=max(e.timestamp for e in window.events),
+            event_ids=tuple(e.id for e in window.events[: self.limits.max_event_ids]),
+            last_seen=max(e.timestamp for e in window.events),
         )
 
     def new_share(self, tenant: str, entity: str, seen: Sequence[str]) -> float:
@@ -309,9 +384,9 @@ def _auth_features(featurizer: WindowFeaturizer, window: _Window) -> tuple[float
     failed_pairs: set[str] = set()
     recovered: set[str] = set()
     for event in window.events:
-        other = next((v for v in (text_of(event.get(f)) for f in other_fields) if v is not None), "")
+        other = next((v for v in (text_of(field_of(event, f)) for f in other_fields) if v is not None), "")
         others.add(other)
-        outcome = text_of(event.get(ecs.EVENT_OUTCOME))
+        outcome = text_of(field_of(event, ecs.EVENT_OUTCOME))
         if outcome == "failure":
             failures += 1
             failed_pairs.add(other)
@@ -322,10 +397,15 @@ def _auth_features(featurizer: WindowFeaturizer, window: _Window) -> tuple[float
 
 
 def _is_failed_flow(event: Event) -> bool:
-    if text_of(event.get(ecs.EVENT_OUTCOME)) == "failure":
+    """Outcome failure, a failed connection state, or a TCP history with a SYN never answered by a
+    SYN-ACK (`S` without `h`: rejected or unanswered, Zeek's REJ / S0)."""
+    if text_of(field_of(event, ecs.EVENT_OUTCOME)) == "failure":
         return True
-    state = text_of(event.get(CONNECTION_STATE))
-    return state is not None and state.lower() in FAILED_STATES
+    state = text_of(field_of(event, CONNECTION_STATE))
+    if state is not None and state.lower() in FAILED_STATES:
+        return True
+    history = text_of(field_of(event, FLOW_HISTORY))
+    return history is not None and "S" in history and "h" not in history
 
 
 def _flow_features(featurizer: WindowFeaturizer, window: _Window) -> tuple[float, ...]:
@@ -334,15 +414,15 @@ def _flow_features(featurizer: WindowFeaturizer, window: _Window) -> tuple[float
     bytes_out = bytes_in = packets = 0.0
     failed = off_hours = 0
     for event in window.events:
-        destination = text_of(event.get(ecs.DESTINATION_IP)) or text_of(event.get(ecs.DESTINATION_ADDRESS))
+        destination = text_of(field_of(event, ecs.DESTINATION_IP)) or text_of(field_of(event, ecs.DESTINATION_ADDRESS))
         if destination is not None:
             destinations[destination] = None
-        port = text_of(event.get(ecs.DESTINATION_PORT))
+        port = text_of(field_of(event, ecs.DESTINATION_PORT))
         if port is not None:
             ports.add(port)
-        bytes_out += number_of(event.get(SOURCE_BYTES))
-        bytes_in += number_of(event.get(DESTINATION_BYTES))
-        packets += number_of(event.get(NETWORK_PACKETS))
+        bytes_out += number_of(field_of(event, SOURCE_BYTES))
+        bytes_in += number_of(field_of(event, DESTINATION_BYTES))
+        packets += number_of(field_of(event, NETWORK_PACKETS))
         failed += _is_failed_flow(event)
         off_hours += featurizer.is_off_hours(event.timestamp)
     count = len(window.events)
@@ -357,9 +437,9 @@ def _dns_features(featurizer: WindowFeaturizer, window: _Window) -> tuple[float,
     nxdomain = 0
     subdomains: dict[str, set[str]] = {}
     for event in window.events:
-        code = text_of(event.get(DNS_RESPONSE_CODE))
+        code = text_of(field_of(event, DNS_RESPONSE_CODE))
         nxdomain += code is not None and code.upper() == "NXDOMAIN"
-        name = text_of(event.get(DNS_QUESTION_NAME))
+        name = text_of(field_of(event, DNS_QUESTION_NAME))
         if name is None:
             continue
         sub, domain = split_domain(name)

@@ -62,7 +62,7 @@ class ColdStart(ModelError):
 def _isolation_forest(random_state: int, rows: int) -> Any:
     # 1,024 samples per tree, not the usual 256: on NSL-KDD KDDTest+ the detector alone goes from 0.958
     # to 0.963 ROC AUC (both 0.966 with the deviation margin); 100 trees score as well as 200 there and
-    # load twice as fast (bench/ml.py).
+    # load twice as fast (bench/ml_nslkdd.py).
     return IsolationForest(n_estimators=100, max_samples=min(1024, rows), random_state=random_state)
 
 

@@ -1,6 +1,6 @@
 """NSL-KDD CSV -> labelled feature matrices: the tabular adapter for the public benchmark.
 
-Stage: evaluation input only (tests, bench/ml.py); the product's own rows come from features.py.
+Stage: evaluation input only (tests, bench/ml_nslkdd.py); the product's own rows come from features.py.
 In: the headerless CSVs of NSL-KDD (41 features, the label, a difficulty score). Out: `NslKdd`, a
 float matrix whose columns are the 38 numeric features followed by one-hot protocol, service and flag.
 

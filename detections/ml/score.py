@@ -125,7 +125,7 @@ class MlDetector:
                        f"anomaly score {score:.3f} above threshold {model.baseline.threshold:.3f} "
                        f"({model.spec.detector}). Why: {describe(reasons)}")
         alert = Alert(
-            id=Alert.make_id(row.tenant, rule_id, entity, row.event_ids[0]),
+            id=Alert.make_id(row.tenant, rule_id, entity, row.event_ids[0] if row.event_ids else row.start.isoformat()),
             tenant=row.tenant,
             timestamp=row.last_seen,
             kind=DetectionKind.ML,

@@ -377,6 +377,20 @@ class Correlator:
     def group_count(self) -> int:
         return len(self._groups)
 
+    def adopt(self, old: Correlator) -> int:
+        """Take over `old`'s partial windows of every correlation that did not change (the same
+        spec, by equality), after a reload; the others start empty. Returns the groups kept."""
+        index_of = {spec.info.rule_id: index for index, spec in enumerate(self._specs)}
+        kept = 0
+        for (index, tenant, values), window in old._groups.items():  # least recently used first
+            spec = old._specs[index]
+            new_index = index_of.get(spec.info.rule_id)
+            if new_index is not None and self._specs[new_index] == spec and kept < self._max_groups:
+                self._groups[(new_index, tenant, values)] = window
+                kept += 1
+        self.evicted = old.evicted
+        return kept
+
     def feeds(self, source: str) -> bool:
         """Whether hits of rule `source` matter to any correlation."""
         return source in self._subscribers

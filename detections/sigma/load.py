@@ -40,7 +40,7 @@ from sigma.exceptions import SigmaError, SigmaModifierError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
 from config.errors import SourceLocation
-from detections.sigma.compile import CompiledRule, RuleInfo, compile_detection, rule_key, sigma_reason
+from detections.sigma.compile import CompiledRule, RuleInfo, compile_test, rule_key, sigma_reason
 from detections.sigma.correlate import CorrelationSpec, compile_correlation
 from detections.sigma.errors import RuleError
 from detections.sigma.logsources import sources_for
@@ -247,7 +247,7 @@ def _compile_rules(parsed: list[_Parsed], errors: list[RuleError]) -> dict[int, 
         logsource = rule.logsource
         sources = sources_for(logsource.category, logsource.product, logsource.service)
         try:
-            predicates = [compile_detection(rule, source.fields) for source in sources] or [compile_detection(rule)]
+            predicates = [compile_test(rule, source.fields) for source in sources] or [compile_test(rule)]
         except RuleError as e:
             field = e.location.field if e.location else None
             errors.append(RuleError(e.reason, _for_field(item.path, item.node, field)))
@@ -261,7 +261,8 @@ def _compile_rules(parsed: list[_Parsed], errors: list[RuleError]) -> dict[int, 
             continue
         info = RuleInfo.of(rule, str(item.path))
         compiled[id(rule)] = tuple(CompiledRule(info, source.scope, predicate,
-                                                required=required_literals(rule, source.fields))
+                                                required=required_literals(rule, source.fields),
+                                                fields=source.fields)
                                    for source, predicate in zip(sources, predicates, strict=True))
     return compiled
 

@@ -4,14 +4,16 @@ Stage: the last of detections/sigma, run by the detection worker. In: batches of
 order. Out: alerts, single-event (`SIGMA`) and correlation (`SIGMA_CORRELATION`, see correlate.py).
 
 Invariants:
-- Prefilter: rules are grouped by log source scope; each distinct scope is tested once per event
-  and only the rules of the scopes that match are looked at. Within a scope, only the rules
-  whose required literal the event contains, and those without one, are evaluated
-  (prefilter.py); `use_prefilter=False` evaluates them all, with the same results.
+- Each event is read once into its flat view (`fields.flat_view`), which every rule test reads.
+- Candidates (dispatch.py): the rules of the event's log source (one dict lookup) whose required
+  literal the event contains, and those without one (prefilter.py); `use_prefilter=False`
+  evaluates every rule of the log source, with the same results.
 - Deterministic: a single-event alert's id is (tenant, rule, entity, event id), and correlation
   alert ids are deterministic too, so processing the same events again yields the same alert ids
   (an idempotent upsert downstream).
 - State: single-event matching has none; the correlator's groups are bounded by `max_groups`.
+- `reload` swaps in a new rule set (and rule state: state.py) without a restart, keeping the
+  partial windows of the correlations that did not change.
 - A rule referenced by correlations without `generate: true` still runs, to feed them, but raises
   no alerts of its own; a rule that neither alerts nor feeds anything is not run at all.
 - Not thread-safe: one engine per worker.
@@ -19,15 +21,23 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
+import structlog
+
+from config.tenants import TenantTree
 from detections.sigma.compile import CompiledRule
 from detections.sigma.correlate import Correlator, Hit, group_text
+from detections.sigma.dispatch import RuleIndex
+from detections.sigma.errors import RuleError
+from detections.sigma.fields import flat_view
 from detections.sigma.load import RuleSet
-from detections.sigma.logsources import EventScope
-from detections.sigma.prefilter import RulePrefilter
+from detections.sigma.state import RuleState, apply_state
 from pipeline import ecs
 from pipeline.records import Alert, DetectionKind, Event
+
+log = structlog.get_logger(__name__)
 
 ENTITY_FIELDS = (ecs.HOST_NAME, ecs.SOURCE_ADDRESS, ecs.USER_NAME)  # first present wins
 
@@ -36,15 +46,44 @@ class SigmaEngine:
     """A `RuleSet` run over a stream of events."""
 
     def __init__(self, ruleset: RuleSet, *, max_groups: int = 100_000, use_prefilter: bool = True) -> None:
+        self._max_groups = max_groups
+        self._use_prefilter = use_prefilter
         self.ruleset = ruleset
-        self._correlator = Correlator(ruleset.correlations, max_groups=max_groups)
-        by_scope: dict[EventScope, list[CompiledRule]] = {}
-        for rule in ruleset.rules:
-            if rule.emits_alerts or self._correlator.feeds(rule.info.rule_id):
-                by_scope.setdefault(rule.scope, []).append(rule)
-        self._by_scope = tuple(
-            (scope, RulePrefilter(rules, [rule.required if use_prefilter else None for rule in rules]))
-            for scope, rules in by_scope.items())
+        self._correlator, self._index = self._build(ruleset)
+        self._pending: tuple[RuleSet, RuleState | None, TenantTree | None] | None = None
+        self._pending_lock = threading.Lock()
+
+    def _build(self, ruleset: RuleSet) -> tuple[Correlator, RuleIndex]:
+        correlator = Correlator(ruleset.correlations, max_groups=self._max_groups)
+        running = [rule for rule in ruleset.rules if rule.emits_alerts or correlator.feeds(rule.info.rule_id)]
+        return correlator, RuleIndex(running, use_prefilter=self._use_prefilter)
+
+    def reload(self, ruleset: RuleSet, state: RuleState | None = None, tree: TenantTree | None = None) -> None:
+        """Run `ruleset` from now on, with `state` (disabled rules, exceptions) applied.
+
+        Everything is built before anything is swapped, so a reload that raises changes nothing.
+        Correlations that did not change keep their partial windows (`Correlator.adopt`); the
+        others start empty. Call it between batches, from the thread that runs `process`.
+        """
+        applied = apply_state(ruleset, state, tree) if state is not None else ruleset
+        correlator, index = self._build(applied)
+        correlator.adopt(self._correlator)
+        self.ruleset, self._correlator, self._index = applied, correlator, index
+
+    def request_reload(self, ruleset: RuleSet, state: RuleState | None = None, tree: TenantTree | None = None) -> None:
+        """Thread-safe `reload`: applied by the next `process` call, before its batch (the API's
+        rule service calls this from its own threads; the worker keeps calling `process`)."""
+        with self._pending_lock:
+            self._pending = (ruleset, state, tree)
+
+    def _apply_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                self.reload(*pending)
+            except RuleError as e:  # a batch must not fail for a bad state: keep running the old rules
+                log.error("sigma_reload_failed", reason=str(e))
 
     @property
     def correlation_groups(self) -> int:
@@ -58,6 +97,8 @@ class SigmaEngine:
 
     def process(self, events: Sequence[Event]) -> list[Alert]:
         """The alerts these events raise, in event order; correlation state carries over batches."""
+        if self._pending is not None:
+            self._apply_pending()
         alerts: list[Alert] = []
         for event in events:
             alerts.extend(self._process_event(event))
@@ -65,8 +106,8 @@ class SigmaEngine:
 
     def matching_rules(self, event: Event) -> list[CompiledRule]:
         """The rules whose detection matches `event` (stateless; for retro-hunts and tests)."""
-        return [rule for scope, prefilter in self._by_scope if scope.matches(event)
-                for rule in prefilter.candidates(event) if rule.predicate(event)]
+        flat = flat_view(event.doc)
+        return [rule for rule in self._index.candidates(flat) if rule.test(flat)]
 
     def _process_event(self, event: Event) -> list[Alert]:
         alerts: list[Alert] = []

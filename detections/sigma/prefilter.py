@@ -12,12 +12,14 @@ How literals are extracted from the condition tree:
 - AND: the child requirement with the longest shortest literal (one child is enough).
 - OR (and `1 of`, value lists, expansions such as windash and base64offset): the union of the
   children's atoms, or none when any child has none.
-- NOT, regular expressions, numbers, CIDR, null, exists, field references, keywords: none.
+- Keywords (values without a field): the same literal, on `message` or `event.original`.
+- NOT, regular expressions, numbers, CIDR, null, exists, field references: none.
 
 Invariants (correctness first: a rule is skipped only when it cannot match):
 - Atoms read a field with the rule's own `Reader` and turn values into text as compile.py does
   (`str`, numbers, booleans; a list matches when any element does).
-- Case: only ASCII literals are kept. Plain shapes (equals, contains, prefix, suffix) test
+- Case: only ASCII literals are kept, except for the plain shapes (`longest_literal`). Plain
+  shapes (equals, contains, prefix, suffix) test
   `str.lower` text, as here; wildcard shapes are RE2 `(?i)`, whose simple case folding also
   matches U+212A (Kelvin sign, which `str.lower` turns into `k`) and U+017F (long s, which it
   leaves alone) to ASCII letters. So an event's text is lower-cased and, if not ASCII, its U+017F
@@ -27,7 +29,7 @@ Invariants (correctness first: a rule is skipped only when it cannot match):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +38,13 @@ from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
     ConditionOR,
+    ConditionValueExpression,
 )
 from sigma.rule import SigmaRule
-from sigma.types import SigmaCasedString, SigmaExpansion, SigmaString
+from sigma.types import SigmaCasedString, SigmaExpansion, SigmaString, SpecialChars
 
-from detections.sigma.fields import FieldMap, Reader
-from pipeline.records import Event
+from detections.sigma.fields import ECS_FIELDS, KEYWORD_FIELDS, FieldMap, Reader
+from detections.sigma.rematch import LiteralMatcher, literal_set
 
 if TYPE_CHECKING:  # compile.py imports `Requirement` from here at run time
     from detections.sigma.compile import CompiledRule
@@ -87,17 +90,19 @@ def _node(node: Any, fields: FieldMap) -> Requirement | None:
         return _any([_node(arg, fields) for arg in node.args])
     if isinstance(node, ConditionFieldEqualsValueExpression) and node.field:
         return _value(node.field, node.value, fields)
-    return None  # NOT, keywords and anything else: no literal
+    if isinstance(node, ConditionValueExpression):
+        return _keyword(node.value)
+    return None  # NOT and anything else: no literal
 
 
 def _any(requirements: Sequence[Requirement | None]) -> Requirement | None:
     known = [req for req in requirements if req is not None]
     if not known or len(known) < len(requirements):
         return None
-    atoms: dict[tuple[str, str], Atom] = {}
+    atoms: dict[tuple[str, str, str], Atom] = {}
     for req in known:
         for atom in req:
-            atoms.setdefault((atom.field, atom.literal), atom)
+            atoms.setdefault((atom.fields.name, atom.field, atom.literal), atom)
     return tuple(atoms.values())
 
 
@@ -118,12 +123,44 @@ def _value(field: str, value: Any, fields: FieldMap) -> Requirement | None:
     return (Atom(field, literal, fields),)
 
 
+def _keyword(value: Any) -> Requirement | None:
+    """A keyword is a substring of `message` or `event.original` (compile.py): an atom on each."""
+    if isinstance(value, SigmaExpansion):
+        return _any([_keyword(item) for item in value.values])
+    if type(value) not in (SigmaString, SigmaCasedString):
+        return None
+    literal = longest_literal(value)
+    if literal is None:
+        return None
+    return tuple(Atom(field, literal, ECS_FIELDS) for field in KEYWORD_FIELDS)
+
+
+def _plain_text(value: SigmaString) -> str | None:
+    """The text of a value compile.py tests with `str` operations (equals, prefix, suffix,
+    contains: wildcards `*` at the ends at most); None for any other shape."""
+    parts = list(value.s)
+    if parts and parts[0] is SpecialChars.WILDCARD_MULTI:
+        parts = parts[1:]
+    if parts and parts[-1] is SpecialChars.WILDCARD_MULTI:
+        parts = parts[:-1]
+    texts = [part for part in parts if isinstance(part, str)]
+    return "".join(texts) if len(texts) == len(parts) else None
+
+
 def longest_literal(value: SigmaString) -> str | None:
     """The longest ASCII run of `value`'s plain text, lower-cased; None if there is none.
 
     Runs end at wildcards, placeholders and, after lower-casing, non-ASCII characters (windash's
     en dash, say): a part of a run that every match contains is contained in every match too.
+    Except for the plain shapes (`_plain_text`): compile.py tests those on `str.lower` text, as
+    here, so the whole text is the literal, non-ASCII included, with U+017F folded as the event's
+    text is. Not with a capital sigma, the one letter `str.lower` folds by its context.
+    bench/sigma_engine.py: the emoji and homoglyph rules (hundreds of non-ASCII `contains`
+    values) were otherwise evaluated on every process creation.
     """
+    plain = _plain_text(value)
+    if plain and not plain.isascii() and "\u03a3" not in plain:
+        return plain.lower().replace("\u017f", "s")
     runs: list[str] = [""]
     for part in value.s:
         if isinstance(part, str):
@@ -150,29 +187,19 @@ def _texts(value: Any) -> list[str]:
     return texts
 
 
-LiteralMatcher = Callable[[str], Iterable[int]]  # text -> indices of the literals it contains
-SET_MAX_MEM = 64 << 20  # RE2's budget for one field's literal set (~1,400 literals need far less)
-
-
 def literal_matcher(literals: Sequence[str]) -> LiteralMatcher:
-    """All `literals` found in one linear pass (an RE2 set of escaped literals, the job
-    Aho-Corasick does); `in` per literal if RE2 refuses the set. Indices in any order.
+    """All `literals` found in one linear pass (rematch.literal_set: an RE2 set of escaped
+    literals, the job Aho-Corasick does); `in` per literal if RE2 refuses the set. Indices in any
+    order.
 
-    bench/sigma.py, 2,837 rules: no prefilter 131 events/s; this prefilter 1,934 events/s (an
-    `in` test per literal instead of the set spent ~0.6 ms per event on ~1,400 literals).
+    bench/sigma_engine.py, 2,837 rules: no prefilter 131 events/s; this prefilter 1,934 events/s
+    (an `in` test per literal instead of the set spent ~0.6 ms per event on ~1,400 literals).
     """
-    options = re2.Options()
-    options.max_mem = SET_MAX_MEM
-    options.log_errors = False
-    matcher = re2.Set.SearchSet(options)
     try:
-        for literal in literals:
-            matcher.Add(re2.escape(literal))
-        matcher.Compile()
-    except Exception:  # over the memory budget: correct, only slower
+        return literal_set(literals)
+    except re2.error:  # over the memory budget: correct, only slower
         frozen = tuple(enumerate(literals))
         return lambda text: [i for i, literal in frozen if literal in text]
-    return lambda text: matcher.Match(text) or ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,15 +226,14 @@ class RulePrefilter:
                                          tuple(tuple(rules) for rules in literals.values()))
                              for (fields, field), literals in by_field.items())
 
-    def candidates(self, event: Event) -> Sequence[CompiledRule]:
-        """The rules that could match `event`, in their original order."""
+    def candidates(self, flat: Mapping[str, Any]) -> Sequence[CompiledRule]:
+        """The rules that could match the event whose `flat_view` this is, in their original order."""
         if not self._fields:
             return self.rules
         hit: set[int] = set(self._always)
-        doc = event.doc
         for index in self._fields:
-            value = index.reader(doc)
-            if value is None or isinstance(value, dict):
+            value = index.reader(flat)
+            if value is None or isinstance(value, Mapping):
                 continue
             for text in _texts(value):
                 for found in index.match(text):

@@ -42,6 +42,10 @@ URL parameters (all optional):
 - `request_timeout_ms` (30000), `bootstrap_timeout_ms` (30000: how long to wait for the cluster
   when a client starts), `delivery_timeout_ms` (120000: how long `publish` may take per batch),
   `join_timeout_ms` (30000: how long one `poll` may wait for its member to join the group).
+- `fetch_max_bytes`, `max_partition_fetch_bytes`, `receive_message_max_bytes`: consumer fetch
+  sizes (kafka-python's defaults: 50 MB, 1 MB, 100 MB). A broker that ignores the first two
+  (noida-db answers a lagging consumer with everything up to the end of the log) needs the third
+  raised, or polls fail with "Invalid frame length".
 - `client_id` (`govsoc`).
 - `security_protocol` (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`), `sasl_mechanism`
   (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`), `ssl_cafile`, `ssl_certfile`, `ssl_keyfile`,
@@ -78,7 +82,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _INT_PARAMS = (
     "partitions", "replication_factor", "session_timeout_ms", "heartbeat_interval_ms",
     "max_poll_interval_ms", "request_timeout_ms", "bootstrap_timeout_ms", "delivery_timeout_ms",
-    "join_timeout_ms",
+    "join_timeout_ms", "fetch_max_bytes", "max_partition_fetch_bytes", "receive_message_max_bytes",
 )
 _STR_PARAMS = ("client_id", "security_protocol", "sasl_mechanism", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
 _BOOL_PARAMS = ("ssl_check_hostname",)
@@ -103,6 +107,9 @@ class KafkaOptions:
     bootstrap_timeout_ms: int = 30_000
     delivery_timeout_ms: int = 120_000
     join_timeout_ms: int = 30_000
+    fetch_max_bytes: int | None = None
+    max_partition_fetch_bytes: int | None = None
+    receive_message_max_bytes: int | None = None
     client_id: str = "govsoc"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -181,6 +188,9 @@ class KafkaOptions:
             "session_timeout_ms": self.session_timeout_ms,
             "heartbeat_interval_ms": self.heartbeat_interval_ms,
             "max_poll_interval_ms": self.max_poll_interval_ms,
+            "fetch_max_bytes": self.fetch_max_bytes,
+            "max_partition_fetch_bytes": self.max_partition_fetch_bytes,
+            "receive_message_max_bytes": self.receive_message_max_bytes,
         }
         # Only what the URL set: kafka-python picks defaults by broker version for the rest.
         config.update({k: v for k, v in timing.items() if v is not None})
@@ -286,10 +296,20 @@ class KafkaBus:
         except kafka.errors.KafkaError as e:
             raise BusError(f"kafka: closing the bus failed: {e}") from e
 
-    def ensure_topics(self, topics: Iterable[str]) -> None:
-        """Create each topic that does not exist with this bus's `partitions` and `replication_factor`;
-        an existing topic is left as it is (idempotent: `govsoc setup` runs it before the workers)."""
-        self._ensure_topics(topics)
+    def ensure_topics(self, topics: Iterable[str], partitions: int | None = None) -> None:
+        """Create each topic that does not exist with `partitions` (default: this bus's) and
+        `replication_factor`; an existing topic is left as it is (idempotent: `govsoc setup`
+        runs it before the workers)."""
+        self._ensure_topics(topics, partitions)
+
+    def admin(self) -> Any:
+        """The bus's kafka-python admin client (topics, offsets, groups)."""
+        with self._lock:
+            return self._admin_client()
+
+    def producer(self) -> Any:
+        """The bus's kafka-python producer (acks=all, idempotent where the broker allows)."""
+        return self._producer_client()
 
     def partition_counts(self, topics: Iterable[str]) -> dict[str, int]:
         """How many partitions each existing topic has, as the cluster says."""
@@ -299,16 +319,17 @@ class KafkaBus:
                 described = admin.describe_topics(list(topics))
             except kafka.errors.KafkaError as e:
                 raise BusError(f"kafka: describing topics failed: {e}") from e
-        return {item["topic"]: len(item["partitions"]) for item in described}
+        return {item.get("name", item.get("topic")): len(item["partitions"]) for item in described
+                if not item.get("error_code")}
 
-    def _ensure_topics(self, topics: Iterable[str]) -> None:
+    def _ensure_topics(self, topics: Iterable[str], partitions: int | None = None) -> None:
         """Create each topic not yet known to exist; an existing topic is left as it is."""
         with self._lock:
             missing = [t for t in dict.fromkeys(topics) if t not in self._ready_topics]
             if not missing:
                 return
             admin = self._admin_client()
-            wanted = {"num_partitions": self.options.partitions,
+            wanted = {"num_partitions": partitions or self.options.partitions,
                       "replication_factor": self.options.replication_factor}
             try:
                 result = admin.create_topics({t: dict(wanted) for t in missing}, raise_errors=False,

@@ -28,6 +28,9 @@ from detections.incidents import IncidentService
 from detections.incidents.lifecycle import IncidentLifecycle
 from detections.intel import ImportOptions, IndicatorType, IntelStore, Tlp
 from detections.intel.model import make_indicator
+from detections.sigma.load import builtin_rules_dir
+from detections.sigma.manage import RuleService
+from detections.sigma.state import SqliteRuleStateStore
 from pipeline.bus import topics
 from pipeline.bus.memory import MemoryBus
 from pipeline.records import utc_now
@@ -80,12 +83,14 @@ def open_door(tmp: Path, api: ApiSettings = API) -> Iterator[Door]:
         {"http": {"kind": "http", "url": "http://127.0.0.1:9/none"}}), TREE, SqliteRunStore(tmp / "runs.db"))
     report_store = SqliteReportStore(tmp / "reports.db")
     intel = IntelStore(tmp / "intel.db", TREE)
+    rule_state = SqliteRuleStateStore(tmp / "rules.db", incidents.append_audit)
+    rules = RuleService([builtin_rules_dir()], tmp / "uploaded", rule_state, TREE, incidents.append_audit)
     reports = ReportService(report_store, incidents, TREE, ReportSettings(national_coordinator="national"))
     app = create_app(tree=TREE, tokens=(), events_store=events, incidents_store=incidents, sensors_store=sensors,
                      incident_settings=settings, playbook_runner=runner, identity_service=identity, bus=bus,
                      ingest_pending=lambda: bus.lag("ingest", [topics.RAW]), api_settings=api,
-                     reports_service=reports, intel_store=intel)
-    door = Door(TestClient(app), identity, bus, stores=[events, incidents, sensors, report_store, intel])
+                     reports_service=reports, intel_store=intel, rule_service=rules)
+    door = Door(TestClient(app), identity, bus, stores=[events, incidents, sensors, report_store, intel, rule_state])
     now = utc_now()
     for tenant in ("national", *SIBLINGS):
         for role in Role:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sigma.pipelines.common import windows_logsource_mapping
 
-from detections.sigma.fields import AUDIT_RENAMES, ECS_FIELDS, WINDOWS_AUDIT_FIELDS, WINDOWS_FIELDS
+from detections.sigma.fields import AUDIT_RENAMES, ECS_FIELDS, WINDOWS_AUDIT_FIELDS, WINDOWS_FIELDS, flat_view
 from detections.sigma.load import load_rules
 from detections.sigma.logsources import (
     LOG_SOURCES,
@@ -208,8 +208,10 @@ detection:
 
 def test_a_named_data_item_is_read_as_it_is() -> None:
     doc = {"winlog": {"event_data": {"Other": "x", "Data": "named"}}}
-    assert WINDOWS_FIELDS.reader("Data")(doc) == "named"
-    assert WINDOWS_FIELDS.reader("Data")({"winlog": {"event_data": {"a": "1", "b": ["2"], "c": "3"}}}) == "1\n3"
-    assert WINDOWS_FIELDS.reader("Data")({"winlog": {}}) is MISSING
-    assert WINDOWS_FIELDS.reader("Missing")(doc) is MISSING
-    assert ECS_FIELDS.reader("Data")(doc) is MISSING
+    flat = flat_view(doc)
+    assert WINDOWS_FIELDS.reader("Data")(flat) == "named"
+    other = {"winlog": {"event_data": {"a": "1", "b": ["2"], "c": "3"}}}
+    assert WINDOWS_FIELDS.reader("Data")(flat_view(other)) == "1\n3"
+    assert WINDOWS_FIELDS.reader("Data")(flat_view({"winlog": {}})) is MISSING
+    assert WINDOWS_FIELDS.reader("Missing")(flat) is MISSING
+    assert ECS_FIELDS.reader("Data")(flat) is MISSING

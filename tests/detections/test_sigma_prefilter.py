@@ -11,7 +11,7 @@ import pytest
 from sigma.rule import SigmaRule
 
 from detections.sigma import RuleSet, SigmaEngine, load_rules
-from detections.sigma.fields import ECS_FIELDS, windows_fields
+from detections.sigma.fields import ECS_FIELDS, flat_view, windows_fields
 from detections.sigma.prefilter import Requirement, literal_matcher, required_literals
 from sensors.windows import WindowsSource, read_windows_file
 from tests.factories import make_event
@@ -62,8 +62,8 @@ def test_or_branches_give_every_literal_and_a_value_list_too() -> None:
     "  sel: {CommandLine|re: 'mimi.*katz'}\n  condition: sel",  # |re gives none
     "  sel: {CommandLine: null}\n  condition: sel",
     "  sel: {Image|endswith: '\\x.exe'}\n  condition: not sel",  # a negation requires nothing
-    "  sel: ['evil', 'bad']\n  condition: sel",  # keywords: not indexed
-    "  sel: {CommandLine|contains: '\u00e9\u00e9'}\n  condition: sel",  # non-ASCII text is not kept
+    "  sel: ['evil', '*']\n  condition: sel",  # a keyword '*' has none
+    "  sel: {CommandLine|contains: '\u00e9?\u00e9'}\n  condition: sel",  # non-ASCII in a wildcard shape
 ])
 def test_no_literal_when_some_match_need_not_contain_one(detection: str) -> None:
     assert literals(detection) is None
@@ -79,13 +79,24 @@ def test_contains_all_needs_one_literal_and_windash_needs_any_variant() -> None:
     assert literals("  sel: {CommandLine|contains|all: ['ab', 'abcd']}\n  condition: sel") == {
         ("CommandLine", "abcd")}
     found = literals("  sel: {CommandLine|windash|contains: ' -enc '}\n  condition: sel")
-    # the en dash, em dash and horizontal bar variants keep their ASCII part
-    assert found == {("CommandLine", " -enc "), ("CommandLine", " /enc "), ("CommandLine", "enc ")}
+    # plain shapes keep their non-ASCII text: the en dash, em dash and horizontal bar variants
+    assert found == {("CommandLine", f" {dash}enc ") for dash in "-/\u2013\u2014\u2015"}
 
 
-def test_non_ascii_splits_runs_and_case_folds_first() -> None:
-    assert literals("  sel: {CommandLine|contains: 'Caf\u00e9Latte'}\n  condition: sel") == {
+def test_non_ascii_splits_runs_in_wildcard_shapes_and_stays_whole_in_plain_ones() -> None:
+    assert literals("  sel: {CommandLine|contains: 'Caf\u00e9*Latte'}\n  condition: sel") == {
         ("CommandLine", "latte")}
+    assert literals("  sel: {CommandLine|contains: 'Caf\u00e9Latte'}\n  condition: sel") == {
+        ("CommandLine", "caf\u00e9latte")}
+    assert literals("  sel: {CommandLine|contains: 'Bu\u017fS'}\n  condition: sel") == {
+        ("CommandLine", "buss")}  # long s folded as the event's text is
+    # a capital sigma lower-cases by its context: only the ASCII run is kept
+    assert literals("  sel: {CommandLine|contains: '\u03a3\u03a3x'}\n  condition: sel") == {("CommandLine", "x")}
+
+
+def test_keywords_need_their_literal_in_the_message_or_the_original() -> None:
+    assert literals("  sel: ['Evil', 'bad*x']\n  condition: sel") == {
+        ("message", "evil"), ("event.original", "evil"), ("message", "bad"), ("event.original", "bad")}
 
 
 def test_the_literal_matcher_finds_every_literal_in_one_pass() -> None:
@@ -134,7 +145,7 @@ def test_the_windows_field_map_reads_the_same_fields() -> None:
     assert required is not None
     (atom,) = required
     doc = {"winlog": {"event_data": {"Image": "C:\\Windows\\CMD.exe"}}}
-    assert atom.reader()(doc) == "C:\\Windows\\CMD.exe"
+    assert atom.reader()(flat_view(doc)) == "C:\\Windows\\CMD.exe"
 
 
 @pytest.mark.skipif(not REGRESSION.is_dir(), reason="../shared/data (SigmaHQ rules and regression data) is not present")

@@ -12,11 +12,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from api.cli.common import configure_logging
 from api.cli.ml import ml_app, parse_duration
 from pipeline.records import Event
 from tests.detections.ml.factory import DAY1, DAY2, normal_day, scan
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _logs_on_stderr() -> None:
+    """As `govsoc`'s own callback does (api/cli/main.py): logs to stderr, stdout for results."""
+    configure_logging(verbose=False)
 
 
 def write(path: Path, events: list[Event]) -> Path:
@@ -59,7 +66,7 @@ def test_train_from_files_saves_one_model_per_kind_then_score_finds_the_scan(bas
     assert by_kind["flow_source"]["status"] == "ok" and by_kind["flow_source"]["rows"] > 0
     assert by_kind["dns_client"]["status"].startswith("refused: checksum mismatch")
     result = runner.invoke(ml_app, ["status", "--tenant", "danang", "--data-dir", str(data), "--json"])
-    assert {m["status"] for m in json.loads(result.stdout)["models"]} == {"no model (cold start: no ML alerts)"}
+    assert {m["status"] for m in json.loads(result.stdout)["models"]} == {"cold start (no model: no ML alerts)"}
 
 
 def test_train_with_too_little_history_says_so(tmp_path: Path) -> None:
@@ -105,3 +112,28 @@ def test_train_reads_the_tenants_window_from_the_store(tmp_path: Path) -> None:
     assert all(m["status"] == "trained" for m in json.loads(result.stdout)["models"])
     result = runner.invoke(ml_app, ["train", "--tenant", "danang", "--since", "3650d", "--data-dir", str(data)])
     assert result.exit_code == 3  # another tenant's events are not danang's history
+
+
+def test_retrain_trains_missing_models_once_and_status_shows_drift(tmp_path: Path) -> None:
+    from pipeline.store.registry import open_event_store
+
+    data = tmp_path / "data"
+    data.mkdir()
+    store = open_event_store(f"sqlite:///{data / 'govsoc.db'}")
+    store.write(normal_day(DAY1, seed=1))
+    store.close()
+    args = ["retrain", "--tenant", "hanoi", "--tenant", "danang", "--since", "3650d", "--data-dir", str(data),
+            "--json"]
+    result = runner.invoke(ml_app, args)
+    assert result.exit_code == 0, result.output
+    first = {t["tenant"]: t for t in json.loads(result.stdout)["tenants"]}
+    assert first["hanoi"]["retrained"] and first["hanoi"]["models"] == 4 and first["hanoi"]["reason"] == "no model yet"
+    assert first["danang"]["models"] == 0 and all(v.startswith("cold start") for v in first["danang"]["kinds"].values())
+    result = runner.invoke(ml_app, args[:3] + args[5:])
+    assert [t["retrained"] for t in json.loads(result.stdout)["tenants"]] == [False]  # fresh: left alone
+    result = runner.invoke(ml_app, ["status", "--tenant", "hanoi", "--drift", "3650d", "--data-dir", str(data),
+                                    "--json"])
+    assert result.exit_code == 0, result.output
+    flows = next(m for m in json.loads(result.stdout)["models"] if m["kind"] == "flow_source")
+    assert flows["status"] == "ok" and flows["drift"].startswith("flow_")
+    assert float(flows["drift"].split(",")[0].split()[1]) < 1.0  # its own training day: no drift

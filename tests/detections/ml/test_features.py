@@ -162,3 +162,33 @@ def test_arbitrary_field_values_never_raise(events: list[tuple[dict[str, Any], d
     for row in rows_of(sorted(built, key=lambda e: e.timestamp)):
         assert len(row.values) == len(FEATURE_NAMES[row.kind])
         assert all(math.isfinite(v) for v in row.values)
+
+
+def test_a_syn_never_answered_counts_as_a_failed_flow() -> None:
+    """The packet sensor's TCP history: `S` then `r` (rejected) or `S` alone (unanswered) failed; `Sh...` not."""
+    events = [make(DAY1, i, {"event.dataset": "flow", "source.ip": "10.0.0.1", "destination.ip": f"10.0.0.{i + 2}",
+                              "destination.port": 445, "govsoc.flow.history": history})
+              for i, history in enumerate(["Sr", "S", "ShADadFf", "ShAr"])]
+    row = only(rows_of(events), EntityKind.FLOW_SOURCE)
+    assert named(row)["flow_failed_ratio"] == 0.5
+
+
+def test_close_due_closes_only_windows_that_ended_before_the_grace() -> None:
+    featurizer = WindowFeaturizer(window=WINDOW)
+    assert featurizer.add([dns(DAY1 + timedelta(minutes=1), 0, "10.0.1.1", "a.example.com")]) == []
+    assert featurizer.close_due(DAY1 + WINDOW, grace=timedelta(minutes=1)) == []
+    [row] = featurizer.close_due(DAY1 + WINDOW + timedelta(minutes=1), grace=timedelta(minutes=1))
+    assert (row.start, row.end, featurizer.open_windows) == (DAY1, DAY1 + WINDOW, 0)
+
+
+def test_a_flooded_window_is_closed_early_and_rows_keep_few_ids() -> None:
+    from detections.ml.features import WindowLimits
+
+    events = [flow(DAY1 + timedelta(milliseconds=i), i, "10.0.0.1", f"10.9.0.{i % 200}", 80) for i in range(25)]
+    featurizer = WindowFeaturizer(window=WINDOW, limits=WindowLimits(max_window_events=10, max_event_ids=3))
+    rows = featurizer.add(events) + featurizer.flush()
+    assert [named(r)["flow_count"] for r in rows] == [10.0, 10.0, 5.0]
+    assert all(len(r.event_ids) == 3 for r in rows) and featurizer.closed_early == 2
+    held = WindowFeaturizer(window=WINDOW, limits=WindowLimits(max_held_events=4))
+    held.add([auth(DAY1, i, f"10.0.0.{i}", "u", "failure") for i in range(5)])
+    assert held.held_events <= 4

@@ -70,7 +70,7 @@ def test_detection_quality_on_unseen_test_sets(splits: tuple[NslKdd, dict[str, N
     attack = data.is_attack
     auc = roc_auc_score(attack, scores)
     detection, false_positive = float(flagged[attack].mean()), float(flagged[~attack].mean())
-    # The table the issue asks for, seen with `pytest -s` (bench/ml.py prints it too).
+    # The table the issue asks for, seen with `pytest -s` (bench/ml_nslkdd.py prints it too).
     print(f"\n{name}: ROC AUC {auc:.4f}, detection {detection:.3f}, false positives {false_positive:.4f}")  # noqa: T201
     categories = np.array(data.categories)
     for category in CATEGORY_NAMES:
