@@ -40,6 +40,7 @@ from sensors.shipper import Shipper
 from sensors.spool import FsyncPolicy, RecordKind, Spool, SpoolOptions
 from sensors.syslog_server import Listener, SyslogServer, SyslogThread
 from sensors.tail import Tailer, TailLine
+from sensors.uplink import DEAD_LETTER_FILE, HttpBus
 
 log = structlog.get_logger(__name__)
 
@@ -86,12 +87,27 @@ class SyslogInputConfig(_Strict):
     format: Literal["syslog", "auth"] = "syslog"
 
 
+class EnrollmentConfig(_Strict):
+    """How a sensor with an HTTP uplink proves who it is (see `sensors.uplink`)."""
+
+    token_file: Path  # the sensor token: read from here, or written here (mode 0600) at enrollment
+    enrollment_token_file: Path | None = None  # the one-time token an admin issued; read once, if at all
+    ca_file: Path | None = None  # CA bundle for the API's certificate; the system's when absent
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
 class AgentConfig(_Strict):
-    """One sensor's settings (`govsoc sensor run --config FILE`)."""
+    """One sensor's settings (`govsoc sensor run --config FILE`).
+
+    `uplink` says where the spool drains: a bus URL (`kafka://host:9092`, `memory://`) or the SOC's
+    API (`https://soc.example/`, which needs `enrollment`). `bus_url` is its older name.
+    """
 
     tenant: str = Field(min_length=1)
     sensor: str = Field(min_length=1)
+    uplink: str | None = None
     bus_url: str = "memory://"
+    enrollment: EnrollmentConfig | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
     spool: SpoolConfig
     files: list[FileInputConfig] = []
@@ -100,6 +116,31 @@ class AgentConfig(_Strict):
     poll_interval_s: float = Field(default=0.2, gt=0)
     heartbeat_s: float = Field(default=30.0, gt=0)
     stop_drain_s: float = Field(default=5.0, ge=0)
+
+    @property
+    def uplink_url(self) -> str:
+        return self.uplink or self.bus_url
+
+    @model_validator(mode="after")
+    def _http_uplink_has_enrollment(self) -> AgentConfig:
+        if self.uplink_url.startswith(("http://", "https://")) and self.enrollment is None:
+            raise ValueError("an http(s) uplink needs `enrollment: {token_file: ...}`")
+        return self
+
+
+def open_uplink(config: AgentConfig) -> Bus:
+    """The bus, or the API's ingest endpoint (`uplink.HttpBus`), that `config.uplink` names."""
+    url = config.uplink_url
+    if not url.startswith(("http://", "https://")):
+        return open_bus(url)
+    enrollment = config.enrollment
+    if enrollment is None:  # the model validator refuses this already; kept for direct constructions
+        raise ConfigError("an http(s) uplink needs `enrollment: {token_file: ...}`")
+    one_time = enrollment.enrollment_token_file
+    token = one_time.read_text(encoding="utf-8").strip() if one_time and one_time.exists() else None
+    return HttpBus.from_url(url, token_path=enrollment.token_file, enrollment_token=token,
+                            dead_letter_path=config.spool.dir / DEAD_LETTER_FILE, timeout_s=enrollment.timeout_s,
+                            verify=str(enrollment.ca_file) if enrollment.ca_file else True)
 
 
 def load_agent_config(path: Path) -> AgentConfig:
@@ -178,7 +219,7 @@ class Agent:
         self.spool = Spool(spool.dir, SpoolOptions(max_bytes=spool.max_bytes, segment_bytes=spool.segment_bytes,
                                                    fsync=spool.fsync, fsync_interval_s=spool.fsync_interval_s,
                                                    max_age_s=spool.max_age_s))
-        self.bus = bus if bus is not None else open_bus(config.bus_url)
+        self.bus = bus if bus is not None else open_uplink(config)
         self.shipper = Shipper(self.spool, self.bus, batch_size=config.batch_size)
         self.files = [_FileInput(f, config, spool.dir / f"tail-{i}.json") for i, f in enumerate(config.files)]
         listeners = [Listener(s.protocol, s.address, s.port, s.format) for s in config.syslog]

@@ -5,6 +5,8 @@ tenant the events belong to and the sensor name to record. Out: `LogBatch`es, fi
 
 Choosing a reader (`file_kind`), from the name and the first `SNIFF_BYTES` of the file:
 - `.evtx` (any case) or the EVTX signature `ElfFile\\0` -> `sensors.windows.read_evtx_file`;
+- a pcap (either byte order, micro- or nanosecond) or pcapng magic number -> the packet sensor,
+  `sensors.packets.read_capture` (flows, DNS, HTTP, TLS);
 - text that opens with `{` or `[` and names `"Event"` with `"System"`, or `"winlog"`, within its
   first bytes -> Windows event JSON, `sensors.windows.read_windows_json_file` (one document per
   file, several concatenated, or one per line; evtx JSON or Winlogbeat);
@@ -27,10 +29,13 @@ from enum import Enum
 from pathlib import Path
 
 from sensors.files import FileSource, LogBatch, read_log_file
+from sensors.packets import CaptureSource, read_capture
 from sensors.windows import WindowsSource, read_evtx_file, read_windows_json_file
 
 SNIFF_BYTES = 4096
 EVTX_MAGIC = b"ElfFile\x00"
+CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                  b"\x0a\x0d\x0d\x0a")  # pcap (µs, ns; both byte orders), pcapng
 _JSON_OPENERS = (b"{", b"[")
 _WINDOWS_MARKS = ((b'"Event"', b'"System"'), (b'"winlog',))  # any group whose every mark is present
 
@@ -39,6 +44,7 @@ class FileKind(Enum):
     """How a file is read."""
 
     EVTX = "evtx"
+    CAPTURE = "capture"
     WINDOWS_JSON = "windows_json"
     TEXT = "text"
 
@@ -51,6 +57,8 @@ def file_kind(path: Path) -> FileKind:
         head = file.read(SNIFF_BYTES)
     if head.startswith(EVTX_MAGIC):
         return FileKind.EVTX
+    if head[:4] in CAPTURE_MAGICS:
+        return FileKind.CAPTURE
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")  # a UTF-8 byte-order mark, JSON whitespace
     if text.startswith(_JSON_OPENERS) and any(all(mark in text for mark in group) for group in _WINDOWS_MARKS):
         return FileKind.WINDOWS_JSON
@@ -67,14 +75,28 @@ def read_any(path: Path, tenant: str, sensor: str, *, text_format: str = "auth",
     """
     text_source = FileSource(tenant=tenant, sensor=sensor, format=text_format)
     windows_source = WindowsSource(tenant=tenant, sensor=sensor)
+    capture_source = CaptureSource(tenant=tenant, sensor=sensor)
     for file in files_under(path):
         kind = file_kind(file)
         if kind is FileKind.EVTX:
             yield from read_evtx_file(file, windows_source, on_progress=on_progress)
+        elif kind is FileKind.CAPTURE:
+            yield from read_capture(file, capture_source, on_progress=on_progress)
         elif kind is FileKind.WINDOWS_JSON:
             yield from read_windows_json_file(file, windows_source, on_progress=on_progress)
         else:
             yield from read_log_file(file, text_source, on_progress=on_progress)
+
+
+def read_file(path: Path, source: FileSource, *,
+              on_progress: Callable[[int], None] = lambda n: None) -> Iterator[LogBatch]:
+    """One file with `source`'s format, unless it is a capture: then the packet sensor reads it
+    (with `source`'s tenant and sensor). What `govsoc replay` and `govsoc parse` use."""
+    if file_kind(path) is FileKind.CAPTURE:
+        yield from read_capture(path, CaptureSource(tenant=source.tenant, sensor=source.sensor),
+                                on_progress=on_progress)
+    else:
+        yield from read_log_file(path, source, on_progress=on_progress)
 
 
 def files_under(path: Path) -> Iterator[Path]:

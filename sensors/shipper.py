@@ -12,7 +12,8 @@ The ack contract:
 - Order: batches go in spool order, one after the other; a batch's event records are published
   before its dead letters, each in spool order, so each topic sees first copies in spool order.
 - `run(stop)` repeats `ship_once`, waiting with capped exponential backoff (`Backoff`) while the
-  bus fails and for new spool data while the spool is empty; it returns once `stop` is set.
+  bus fails (at least the Retry-After of an API that said it is busy, `uplink.UplinkBusy`) and
+  for new spool data while the spool is empty; it returns once `stop` is set.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import structlog
 from pipeline.bus import Bus, topics
 from pipeline.errors import BusError
 from sensors.spool import RecordKind, Spool, SpoolRecord
+from sensors.uplink import UplinkBusy
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +39,7 @@ class ShipResult:
     shipped: int  # records acked by this call
     pending: int  # records still in the spool after it
     error: str | None = None  # why the bus refused the batch (nothing was acked)
+    retry_after_s: float = 0.0  # how long the other side asked us to wait (an API's Retry-After)
 
 
 @dataclass
@@ -86,7 +89,8 @@ class Shipper:
         except BusError as e:
             self.metrics.failed_batches += 1
             self.metrics.last_error = str(e)
-            return ShipResult(shipped=0, pending=self.spool.pending_records, error=str(e))
+            wait = e.retry_after_s if isinstance(e, UplinkBusy) else 0.0
+            return ShipResult(shipped=0, pending=self.spool.pending_records, error=str(e), retry_after_s=wait)
         self.spool.ack(batch)  # after publish returned: at-least-once, never lost
         self.metrics.shipped_records += len(batch)
         pending = self.spool.pending_records
@@ -113,7 +117,7 @@ class Shipper:
         while not stop.is_set():
             result = self.ship_once()
             if result.error is not None:
-                delay = self.backoff.next_delay()
+                delay = max(self.backoff.next_delay(), result.retry_after_s)
                 log.warning("bus_unavailable", error=result.error, pending=result.pending, retry_in_s=delay)
                 stop.wait(delay)
             elif result.shipped == 0:
@@ -130,5 +134,6 @@ class Shipper:
             if result.error is None and result.pending == 0:
                 return True
             if result.error is not None:
-                time.sleep(min(self.backoff.next_delay(), max(0.0, end - time.monotonic())))
+                delay = max(self.backoff.next_delay(), result.retry_after_s)
+                time.sleep(min(delay, max(0.0, end - time.monotonic())))
         return self.spool.pending_records == 0

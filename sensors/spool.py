@@ -3,17 +3,13 @@
 Stage: sensors, store-and-forward. In: `append(kind, key, value)` from the inputs, made visible by
 `commit()`. Out: `peek(max_records)` to the shipper, then `ack(position)` once the bus took them.
 
-On disk, a directory of append-only segment files `NNNNNNNNNNNNNNNNNNNN.seg` (a sequence number),
-and `cursor.json`, the acked position. A record is
-
-    length u32 | crc32 u32 | kind u8 | key length u16 | key (UTF-8) | value
-
-big-endian; `length` counts kind, key length, key and value, and the CRC covers those same bytes.
-`kind` says what the value holds: `RecordKind.EVENT` (event JSON) or `RecordKind.DEAD_LETTER`
-(dead-letter JSON). Values are bytes that other code made; nothing is pickled.
+On disk, a directory of append-only segment files `NNNNNNNNNNNNNNNNNNNN.seg` (a sequence number)
+holding records (`length | crc32 | kind | key length | key | value`, see `spool_format`), and
+`cursor.json`, the acked position.
 
 Contract and invariants:
-- Order: `peek` returns records in append order, starting at the acked cursor. `ack(position)`
+- Order: `peek` returns records in append order, starting at the acked cursor, without gaps: it
+  reads into a later segment only once it has every record of the earlier one. `ack(position)`
   moves the cursor forward (never back) and persists it (atomic rename), so a restart resumes
   after the last ack: records peeked but not acked come again (at-least-once).
 - Visibility and durability: appended records are buffered; `commit()` writes them to the file,
@@ -35,11 +31,8 @@ from __future__ import annotations
 
 import enum
 import os
-import struct
 import threading
 import time
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -47,20 +40,21 @@ from typing import BinaryIO
 import orjson
 import structlog
 
+from sensors.spool_format import (
+    RecordKind,
+    decode_records,
+    encode_record,
+    first_record_size,
+)
+
+__all__ = ["CURSOR_FILE", "SEGMENT_SUFFIX", "FsyncPolicy", "Position", "RecordKind", "Spool",
+           "SpoolMetrics", "SpoolOptions", "SpoolRecord", "decode_records", "encode_record"]
+
 log = structlog.get_logger(__name__)
 
-_HEADER = struct.Struct(">II")  # length, crc
-_BODY_HEAD = struct.Struct(">BH")  # kind, key length
-_NO_KEY = 0xFFFF
-MAX_RECORD_BYTES = 16 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 SEGMENT_SUFFIX = ".seg"
 CURSOR_FILE = "cursor.json"
-
-
-class RecordKind(enum.IntEnum):
-    EVENT = 1
-    DEAD_LETTER = 2
 
 
 class FsyncPolicy(enum.StrEnum):
@@ -107,64 +101,6 @@ class SpoolOptions:
     def __post_init__(self) -> None:
         if self.segment_bytes < 1024 or self.max_bytes < 2 * self.segment_bytes:
             raise ValueError("spool: segment_bytes must be >= 1024 and max_bytes >= 2 * segment_bytes")
-
-
-def encode_record(kind: RecordKind, key: str | None, value: bytes) -> bytes:
-    """One record's bytes. Key length 0xFFFF marks "no key", apart from the empty key."""
-    key_bytes = b"" if key is None else key.encode("utf-8")
-    if len(key_bytes) >= _NO_KEY:
-        raise ValueError("spool: record key of 65535 bytes or more")
-    body = _BODY_HEAD.pack(int(kind), _NO_KEY if key is None else len(key_bytes)) + key_bytes + value
-    if len(body) > MAX_RECORD_BYTES:
-        raise ValueError(f"spool: record of {len(body)} bytes is over {MAX_RECORD_BYTES}")
-    return _HEADER.pack(len(body), zlib.crc32(body)) + body
-
-
-@dataclass(frozen=True, slots=True)
-class _Decoded:
-    kind: RecordKind
-    key: str | None
-    value: bytes
-    size: int
-
-
-def decode_records(data: bytes, start: int = 0) -> Iterator[_Decoded | None]:
-    """Records of one segment's bytes from `start`; yields None once at the first bad record, then stops.
-
-    A bad record is one cut short, longer than the limit, failing its CRC, or with an unknown kind
-    or impossible key length. Never raises for content.
-    """
-    pos, end = start, len(data)
-    while pos < end:
-        if end - pos < _HEADER.size:
-            yield None
-            return
-        length, crc = _HEADER.unpack_from(data, pos)
-        body_start = pos + _HEADER.size
-        if length < _BODY_HEAD.size or length > MAX_RECORD_BYTES or body_start + length > end:
-            yield None
-            return
-        body = data[body_start:body_start + length]
-        record = _decode_body(body) if zlib.crc32(body) == crc else None
-        if record is None:
-            yield None
-            return
-        kind, key, value = record
-        yield _Decoded(kind, key, value, _HEADER.size + length)
-        pos = body_start + length
-
-
-def _decode_body(body: bytes) -> tuple[RecordKind, str | None, bytes] | None:
-    kind_byte, key_length = _BODY_HEAD.unpack_from(body, 0)
-    if kind_byte not in (RecordKind.EVENT, RecordKind.DEAD_LETTER):
-        return None
-    if key_length == _NO_KEY:
-        return RecordKind(kind_byte), None, body[_BODY_HEAD.size:]
-    key_end = _BODY_HEAD.size + key_length
-    if key_end > len(body):
-        return None
-    key = body[_BODY_HEAD.size:key_end].decode("utf-8", errors="replace")
-    return RecordKind(kind_byte), key, body[key_end:]
 
 
 @dataclass
@@ -399,7 +335,14 @@ class Spool:
                 if segment.seq < position.segment or len(out) >= max_records:
                     continue
                 start = position.offset if segment.seq == position.segment else 0
-                out.extend(self._read_segment(segment, start, max_records - len(out)))
+                records = self._read_segment(segment, start, max_records - len(out))
+                out.extend(records)
+                reached = records[-1].end.offset if records else start
+                # More of this segment than one read chunk holds: stop here, or the batch would skip
+                # its rest and acking the batch would lose it (bench/sensor.py found this). A sealed
+                # segment whose rest is damaged (nothing readable) is passed over, as it always was.
+                if records and reached < segment.size:
+                    break
             return out
 
     def _read_segment(self, segment: _Segment, start: int, limit: int) -> list[SpoolRecord]:
@@ -409,8 +352,8 @@ class Spool:
         reader = self._reader_for(segment)
         reader.seek(start)
         data = reader.read(min(segment.size - start, _READ_CHUNK))
-        if len(data) < segment.size - start and _first_record_size(data) > len(data):
-            data += reader.read(_first_record_size(data) - len(data))  # one record over a chunk
+        if len(data) < segment.size - start and first_record_size(data) > len(data):
+            data += reader.read(first_record_size(data) - len(data))  # one record over a chunk
         out: list[SpoolRecord] = []
         offset = start
         for record in decode_records(data):
@@ -504,13 +447,6 @@ class Spool:
             self._publish_sizes()
             self._writer.close()
             self._close_reader()
-
-
-def _first_record_size(data: bytes) -> int:
-    if len(data) < _HEADER.size:
-        return _HEADER.size
-    length, _ = _HEADER.unpack_from(data, 0)
-    return int(_HEADER.size + min(length, MAX_RECORD_BYTES))
 
 
 def _atomic_write(path: Path, data: bytes, *, is_synced: bool) -> None:

@@ -1,5 +1,8 @@
 """`govsoc parse PATH...`: what the sensors make of log files, one ECS JSON document per line.
 
+A capture (pcap/pcapng, found by its magic number) is read by the packet sensor instead: its
+flow, DNS, HTTP and TLS records are printed the same way.
+
 stdout (or `--out FILE`) carries the events only, in file order, as the pipeline would receive
 them (tenant, sensor, `event.id`, `event.original`, `log.file.path`, `log.offset` included).
 stderr carries the summary: events and dead letters counted, and the dead letters' reasons with
@@ -25,7 +28,8 @@ from api.cli.common import ConfigOption, ExitCode, QuietOption, err_console, fai
 from api.cli.progress import byte_progress
 from config.errors import GovsocError
 from config.tenants import TenantTree
-from sensors.files import FileSource, read_log_file
+from sensors.files import FileSource
+from sensors.formats import read_file
 from sensors.parsers import PARSERS
 
 _WHERE = re.compile(r"line [0-9]+, byte [0-9]+: ")  # the prefix sensors.files puts on each reason
@@ -70,7 +74,7 @@ def _write_events(paths: list[Path], source: FileSource, out: Path | None,
         advance = stack.enter_context(byte_progress("parse", total, quiet))
         for path in paths:
             try:
-                for batch in read_log_file(path, source, on_progress=advance):
+                for batch in read_file(path, source, on_progress=advance):
                     chunk = b"".join(event.to_json() + b"\n" for event in batch.events)
                     if stream is None:
                         typer.echo(chunk, nl=False)  # bytes go to the binary stdout

@@ -27,7 +27,8 @@ from sensors.parsers import PARSERS
 
 
 def replay(
-    paths: Annotated[list[Path], typer.Argument(help="Log files to replay (.gz read transparently).")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Log files to replay (.gz read transparently); pcap/pcapng captures go through the packet sensor.")],
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant the files belong to (default: the tree's root).")] = None,

@@ -1,6 +1,7 @@
-"""`govsoc sensor run --config FILE`: one edge sensor (files and syslog -> spool -> bus) until SIGTERM.
+"""`govsoc sensor run --config FILE`: one edge sensor (files and syslog -> spool -> uplink) until SIGTERM.
 
-The sensor's own YAML (`sensors.agent.AgentConfig`: tenant, sensor, bus_url, spool, files,
+The sensor's own YAML (`sensors.agent.AgentConfig`: tenant, sensor, uplink (a bus URL such as
+`kafka://host:9092`, or the SOC's API `https://soc.example/` with `enrollment:`), spool, files,
 syslog) is separate from the platform's settings: an edge appliance runs only this.
 Run directly too: `python -m api.cli.sensor run --config FILE`.
 """

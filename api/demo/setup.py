@@ -11,6 +11,8 @@ The storyline (../shared/DEMO.md):
    sees only the usual background;
 2. at Bộ Tài chính, a phishing attachment starts a PowerShell download cradle and a tool dumps
    LSASS (Sysmon events, `api.demo.windows`);
+   and web-server and firewall logs (nginx at Hà Nội, Apache at Bộ Y tế, FortiGate at Bộ Tài chính,
+   key=value at Đà Nẵng; `api.demo.weblog`, `api.demo.firewall`);
 3. a commune workstation under Đà Nẵng tunnels data out over DNS and scans its neighbours (a
    capture read by the packet sensor, `api.demo.packets`);
 4. the shipped playbooks start on those incidents and wait for an analyst's approval;
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from api.demo.authlog import ICT, Attack, AuthLogSpec, generate_auth_log
 from api.demo.packets import CaptureSpec, write_capture
+from api.demo.weblog import demo_web_and_firewall_files
 from api.demo.windows import WindowsSpec, generate_windows_events
 from api.identity.service import IdentityService
 from api.wiring import ReplayStats, Runtime, build_playbook_runner
@@ -93,6 +96,8 @@ def write_demo_logs(directory: Path, now: datetime) -> list[DemoFile]:
     windows = directory / "btc-windows.jsonl"
     windows.write_text("\n".join(generate_windows_events(WindowsSpec(start=start))) + "\n", encoding="utf-8")
     files.append(DemoFile("btc", "btc-s1", "windows_json", windows))
+    for tenant, sensor, fmt, path in demo_web_and_firewall_files(directory, now):
+        files.append(DemoFile(tenant, sensor, fmt, path))
     capture = write_capture(directory / "haichau.pcap", CaptureSpec(start=start + timedelta(hours=8)))
     files.append(DemoFile("danang-haichau", "haichau-s1", "pcap", capture))
     return files

@@ -58,7 +58,8 @@ from pipeline.store.sqlite_db import SQLITE_URL_PREFIX, sqlite_path
 from playbooks.connectors import ConnectorRegistry
 from playbooks.runner import PlaybookRunner
 from playbooks.runs import open_run_store
-from sensors.files import FileSource, LogBatch, read_log_file
+from sensors.files import FileSource, LogBatch
+from sensors.formats import read_file
 
 log = structlog.get_logger(__name__)
 
@@ -180,8 +181,8 @@ class Pipeline:
 
     def replay(self, paths: Sequence[Path], source: FileSource,
                on_progress: Callable[[int], None] = lambda n: None) -> ReplayStats:
-        """Feed log files through the file sensor into the pipeline."""
-        batches = (batch for path in paths for batch in read_log_file(path, source, on_progress=on_progress))
+        """Feed log files through the file sensor (captures through the packet sensor) into the pipeline."""
+        batches = (batch for path in paths for batch in read_file(path, source, on_progress=on_progress))
         stats = self.replay_batches(batches)
         stats.files.extend(str(path) for path in paths)
         return stats

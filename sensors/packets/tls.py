@@ -197,21 +197,36 @@ def _u16s(raw: bytes) -> tuple[int, ...]:
 
 
 def parse_client_hello(body: bytes) -> ClientHello:
-    """Raises ValueError when `body` (the handshake message's body) is not a ClientHello."""
-    cur = _Cursor(body)
-    version = cur.u16()
-    cur.take(32)
-    cur.vector(1)
-    ciphers = _u16s(cur.vector(2))
-    cur.vector(1)
+    """Raises ValueError when `body` (the handshake message's body) is not a ClientHello.
+
+    Offsets by hand rather than `_Cursor`: bench/packets.py measured the cursor's calls at ~5 % of
+    the sensor's time; the checks are the cursor's (a length past the end raises).
+    """
+    size = len(body)
+    if size < 35:
+        raise ValueError(f"ClientHello of {size} bytes")
+    version, pos = (body[0] << 8) | body[1], 35 + body[34]  # version, random, session id
+    ciphers_end = pos + 2 + (((body[pos] << 8) | body[pos + 1]) if pos + 2 <= size else size)
+    if ciphers_end > size:
+        raise ValueError(f"cipher suites run past the ClientHello ({size} bytes)")
+    ciphers = _u16s(body[pos + 2:ciphers_end])
+    if ciphers_end >= size or ciphers_end + 1 + body[ciphers_end] > size:
+        raise ValueError(f"compression methods run past the ClientHello ({size} bytes)")
+    pos = ciphers_end + 1 + body[ciphers_end]
     fields: dict[str, tuple[int, ...]] = {"groups": (), "point_formats": (), "sigalgs": (), "versions": ()}
     extensions: list[int] = []
     server_name: str | None = None
     alpn: tuple[str, ...] = ()
-    if cur.remaining >= 2:
-        ext = _Cursor(cur.vector(2))
-        while ext.remaining >= 4:
-            code, data = ext.u16(), ext.vector(2)
+    if size - pos >= 2:
+        end = pos + 2 + ((body[pos] << 8) | body[pos + 1])
+        if end > size:
+            raise ValueError(f"extensions run past the ClientHello ({size} bytes)")
+        pos += 2
+        while end - pos >= 4:
+            code, length = (body[pos] << 8) | body[pos + 1], (body[pos + 2] << 8) | body[pos + 3]
+            if pos + 4 + length > end:
+                raise ValueError(f"extension {code} runs past the extensions")
+            data, pos = body[pos + 4:pos + 4 + length], pos + 4 + length
             extensions.append(code)
             if code == EXT_SNI:
                 server_name = _server_name(data)

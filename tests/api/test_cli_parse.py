@@ -124,3 +124,13 @@ def test_usage_errors(cef_file: Path, args: list[str], reason: str) -> None:
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = run(str(tmp_path / "absent.log"), code=ExitCode.USAGE)
     assert "no such file" in result.stderr
+
+
+SURICATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "suricata-verify"
+
+
+def test_a_capture_goes_through_the_packet_sensor() -> None:
+    capture = SURICATA / "alert-distance-within-1" / "input.pcap"  # OISF suricata-verify, MIT-style licence
+    result = run(str(capture))
+    datasets = {doc["event"]["dataset"] for doc in documents(result.stdout)}
+    assert {"flow", "http"} <= datasets

@@ -7,6 +7,8 @@ Two acceptance tests of "kill -9 loses and duplicates nothing":
   `KafkaBus.publish` ran at ~1,800 messages/s on this (loaded) machine, too slow for the test budget;
 - in process, 100,000 lines on a MemoryBus: the agent's state is dropped mid-run (a crash), its
   disk kept, and a new agent finishes; the store holds exactly 100,000 events.
+The 100,000-line subprocess version (SIGKILL, then the uplink down for a third of the run) ships
+over HTTP to the real API: tests/api/test_http_shipping.py.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def test_docs_alert() -> None:
 
 
 def test_blocked_alert_is_denied() -> None:
-    record = {**DOCS_ALERT, "alert": {**DOCS_ALERT["alert"], "action": "blocked"}}
+    record = {**DOCS_ALERT, "alert": {**DOCS_ALERT["alert"], "action": "blocked"}}  # type: ignore[dict-item]
     assert parse_eve_line(line(record), CTX)["event"]["type"] == ["denied"]
 
 

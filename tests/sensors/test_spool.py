@@ -187,3 +187,20 @@ def test_expire_drops_sealed_segments_older_than_max_age(tmp_path: Path) -> None
     assert kept == [b"value-%06d" % n for n in range(300 - len(kept), 300)]
     assert [e["event"] for e in logs] == ["spool_segment_expired"] * 2
     assert spool.expire() == 0 and len(segments(tmp_path)) == len(sealed) - 1
+
+
+def test_batches_bigger_than_a_read_chunk_skip_nothing_across_segments(tmp_path: Path) -> None:
+    """Found by bench/sensor.py: a peek that filled one read chunk (1 MiB) of a segment went on into
+    the next segment, so acking the batch dropped the rest of the first one."""
+    spool = Spool(tmp_path, SpoolOptions(segment_bytes=4 * 1024 * 1024, max_bytes=64 * 1024 * 1024,
+                                         fsync=FsyncPolicy.NEVER))
+    expected = [str(n).encode() + b"x" * (500 + n % 2500) for n in range(12_000)]
+    for start in range(0, len(expected), 2000):
+        for value in expected[start:start + 2000]:
+            spool.append(RecordKind.EVENT, "k", value)
+        spool.commit()
+    got: list[bytes] = []
+    while batch := spool.peek(2000):
+        got += [r.value for r in batch]
+        spool.ack(batch)
+    assert len(segments(tmp_path)) == 1 and got == expected and spool.pending_records == 0

@@ -14,7 +14,8 @@ from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
-from sensors.packets.capture import PROTO_UDP, DecodeError, Defragmenter, Frame, FrameError, decode_frame, read_frames
+from sensors.packets.capture import PROTO_UDP, DecodeError, Frame, FrameError, read_frames
+from sensors.packets.decode import Defragmenter, decode_frame
 from tests.sensors.packets.captures import CLIENT, SERVER, dns_exchange, tcp_session, write_pcap, write_pcapng
 
 
@@ -69,7 +70,7 @@ def test_ip_fragments_are_reassembled() -> None:
     whole = IP(src=CLIENT, dst=SERVER, id=7) / UDP(sport=1, dport=2) / Raw(b"A" * 3000)
     defrag = Defragmenter()
     results = [decode_frame(Frame(i, 0.0, 101, bytes(f), len(bytes(f))), defrag)
-               for i, f in enumerate(reversed(fragment(whole, fragsize=1000)))]
+               for i, f in enumerate(reversed(fragment(whole, fragsize=1000)))]  # type: ignore[no-untyped-call]
     assert results[:-1] == [None] * (len(results) - 1)
     last = results[-1]
     assert last is not None and last.proto == PROTO_UDP and last.payload == b"A" * 3000

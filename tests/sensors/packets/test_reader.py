@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
+from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
 from config.errors import ConfigError
@@ -121,7 +122,7 @@ def test_a_file_that_is_not_a_capture_is_one_dead_letter(tmp_path: Path) -> None
 
 
 def test_eviction_is_counted(tmp_path: Path) -> None:
-    packets = [ETHER / IP(src=CLIENT, dst=SERVER) / UDP(sport=2000 + i, dport=9) for i in range(5)]
+    packets: list[ScapyPacket] = [ETHER / IP(src=CLIENT, dst=SERVER) / UDP(sport=2000 + i, dport=9) for i in range(5)]
     stats = CaptureStats()
     source = CaptureSource(tenant="hanoi", sensor="s", flows=FlowConfig(max_flows=2))
     events, _ = read_all(write_pcap(tmp_path / "x.pcap", packets), source, stats=stats)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensors.packets.tls import ClientHello, HelloReader, ServerHello
+from sensors.packets.tls import ClientHello, HelloReader, ServerHello, parse_client_hello
 
 GREASE = 0x0A0A
 
@@ -81,3 +81,60 @@ def test_arbitrary_bytes_never_raise(pieces: list[bytes]) -> None:
     reader = HelloReader()
     for piece in pieces:
         reader.feed(b"\x16\x03\x01" + piece)
+
+
+_HELLO_BODY = client_hello()[9:]  # the handshake message's body, after the record and handshake headers
+
+
+def _cursor_client_hello(body: bytes) -> ClientHello:
+    """The ClientHello parser as it was with `_Cursor` (before the offsets by hand), as a reference."""
+    from sensors.packets.tls import _alpn, _Cursor, _server_name, _u16s
+
+    cur = _Cursor(body)
+    version = cur.u16()
+    cur.take(32)
+    cur.vector(1)
+    ciphers = _u16s(cur.vector(2))
+    cur.vector(1)
+    fields: dict[int, tuple[int, ...]] = {}
+    extensions: list[int] = []
+    server_name: str | None = None
+    alpn: tuple[str, ...] = ()
+    if cur.remaining >= 2:
+        ext = _Cursor(cur.vector(2))
+        while ext.remaining >= 4:
+            code, data = ext.u16(), ext.vector(2)
+            extensions.append(code)
+            if code == 0:
+                server_name = _server_name(data)
+            elif code == 16:
+                alpn = _alpn(data)
+            elif code in (10, 13):
+                fields[code] = _u16s(data[2:])
+            elif code == 11 and data:
+                fields[11] = tuple(data[1:1 + data[0]])
+            elif code == 43 and data:
+                fields[43] = _u16s(data[1:1 + data[0]])
+    return ClientHello(version, ciphers, tuple(extensions), server_name, fields.get(10, ()), fields.get(11, ()),
+                       fields.get(13, ()), alpn, fields.get(43, ()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)), max_size=6),
+       st.integers(0, 300))
+def test_the_client_hello_parser_agrees_with_the_cursor_one(noise: bytes, flips: list[tuple[int, int]],
+                                                           cut: int) -> None:
+    body = bytearray(_HELLO_BODY + noise)
+    for position, value in flips:
+        if position < len(body):
+            body[position] = value
+    data = bytes(body[:cut])
+    try:
+        expected: ClientHello | str = _cursor_client_hello(data)
+    except (ValueError, IndexError, struct.error):
+        expected = "error"
+    try:
+        got: ClientHello | str = parse_client_hello(data)
+    except (ValueError, IndexError, struct.error):
+        got = "error"
+    assert got == expected
