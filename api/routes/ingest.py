@@ -123,7 +123,7 @@ async def ingest(request: Request, principal: Sensor) -> IngestResult:
                             headers={"Retry-After": "5"})
     lines = _decode(await request.body(), request.headers.get("content-encoding", ""), limits.max_body)
     if len(lines) > limits.max_events:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"{len(lines)} events in one request; at most {limits.max_events}")
     accepted: list[tuple[str | None, bytes]] = []
     refusals: list[LineRefused] = []
@@ -156,7 +156,7 @@ def _decode(body: bytes, encoding: str, max_bytes: int) -> list[bytes]:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             body = inflater.decompress(body, max_bytes + 1)
             if len(body) > max_bytes or inflater.unconsumed_tail:
-                raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                                     f"the batch unpacks to over {max_bytes} bytes")
         except (zlib.error, gzip.BadGzipFile, EOFError) as e:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"Content-Encoding gzip: {e}") from e

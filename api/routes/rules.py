@@ -175,7 +175,7 @@ def add_exception(request: Request, principal: ExceptionWriters, rule_id: str,
     except UnknownRule as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rule {rule_id!r}") from e
     except RuleError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"exception refused: {e.reason}") from e
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"exception refused: {e.reason}") from e
     return _exception_public(exception)
 
 
@@ -187,5 +187,5 @@ def upload_rule(request: Request, principal: Admins, body: RuleUpload) -> RuleUp
     try:
         infos = service.upload(body.yaml, actor=principal.name, tenant=principal.tenant)
     except UploadRefused as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [str(r) for r in e.reasons]) from e
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [str(r) for r in e.reasons]) from e
     return RuleUploaded(rules=[_public(_summary(service, info.rule_id)) for info in infos])
