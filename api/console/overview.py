@@ -89,9 +89,11 @@ class RuleRow:
 
 
 def loaded_rules(state: Any) -> list[Any] | None:
-    """The `RuleInfo` of every loaded Sigma rule and correlation, from `app.state.engine` (a
-    `SigmaEngine`) or `app.state.ruleset` (a `RuleSet`); None when the app was given neither."""
-    ruleset = getattr(state, "ruleset", None)
+    """The `RuleInfo` of every loaded Sigma rule and correlation, from `app.state.rules` (the rule
+    service, which follows uploads and reloads), `app.state.ruleset` or `app.state.engine`; None
+    when the app was given none of them."""
+    service = getattr(state, "rules", None)
+    ruleset = getattr(service, "ruleset", None) or getattr(state, "ruleset", None)
     engine = getattr(state, "engine", None)
     if ruleset is None and engine is not None:
         ruleset = getattr(engine, "ruleset", None)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.console.evidence import event_view
 from api.console.i18n import Formatter
@@ -24,10 +24,11 @@ from api.console.render import renderer
 from api.console.services import load_services
 from api.console.session import PagePrincipal
 from config.errors import GovsocError
-from config.settings import SensorWatchSettings
+from config.settings import Role, SensorWatchSettings
 from config.tenants import TenantTree
 from config.watch import ServiceWatchSettings
 from detections.sensor_watch import sensor_statuses
+from detections.sigma.manage import RuleService, UnknownRule
 from pipeline.records import utc_now
 from pipeline.store.base import MAX_LIMIT, EventQuery, EventStore, IncidentStore, SensorStore
 
@@ -113,5 +114,26 @@ def rules_page(request: Request, principal: PagePrincipal) -> Response:
     store: IncidentStore = request.app.state.incidents
     rows = rule_rows(store, principal.scope, request.app.state)
     exceptions = store.suppressions(principal.scope, active_at=utc_now())
-    return renderer(request).page(request, "rules.html", {"rules": rows, "exceptions": exceptions},
-                                  principal=principal)
+    service: RuleService | None = getattr(request.app.state, "rules", None)
+    summaries = {s.info.rule_id: s for s in service.summaries()} if service is not None else {}
+    rule_exceptions = [e for s in summaries for e in service.exceptions(s, principal.scope)] if service else []
+    can_manage = (service is not None and principal.role is Role.ADMIN
+                  and principal.tenant == request.app.state.tree.root)
+    return renderer(request).page(request, "rules.html", {
+        "rules": rows, "exceptions": exceptions, "enabled": {k: s.enabled for k, s in summaries.items()},
+        "rule_exceptions": rule_exceptions, "can_manage": can_manage}, principal=principal)
+
+
+@router.post("/rules/{rule_id}/{action}")
+async def change_rule(request: Request, principal: PagePrincipal, rule_id: str, action: str) -> Response:
+    """Enable or disable a rule for the whole network: the root's admins only (as the API)."""
+    service: RuleService | None = getattr(request.app.state, "rules", None)
+    if action not in ("enable", "disable") or service is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown action")
+    if principal.role is not Role.ADMIN or principal.tenant != request.app.state.tree.root:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the national centre's admins change rules")
+    try:
+        service.set_enabled(rule_id, action == "enable", actor=principal.name, tenant=principal.tenant)
+    except UnknownRule as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rule {rule_id!r}") from e
+    return RedirectResponse("/rules", status_code=status.HTTP_303_SEE_OTHER)

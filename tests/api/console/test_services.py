@@ -7,8 +7,10 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from api.console.services import sparkline
+from config.settings import Role
 from pipeline.records import Alert, DetectionKind, Severity, utc_now
 from tests.api.console.conftest import Console, sign_in
+from tests.api.door import PASSWORD
 from tests.factories import make_event
 
 
@@ -49,3 +51,22 @@ def test_the_national_centre_sees_every_service_and_a_province_its_own(console: 
 def test_sparkline_scales_into_the_box() -> None:
     assert sparkline([1.0]) == ""
     assert sparkline([0.0, 10.0], width=10, height=10) == "0.0,10.0 10.0,0.0"
+
+
+def test_the_national_admin_disables_a_rule_from_the_console_and_others_may_not(console: Console) -> None:
+    app = console.client.app
+    assert isinstance(app, FastAPI)
+    rule_id = next(s.info.rule_id for s in app.state.rules.summaries())
+    door = console.door
+    door.identity.create_user(name="admin-national", tenant="national", role=Role.ADMIN, password=PASSWORD,
+                              actor="test", now=utc_now())
+    csrf = sign_in(console.client, "analyst-hanoi")
+    assert console.client.post(f"/rules/{rule_id}/disable", data={"csrf_token": csrf}).status_code == 403
+    console.client.post("/logout", data={"csrf_token": csrf})
+    csrf = sign_in(console.client, "admin-national")
+    page = console.client.get("/rules").text
+    assert f'action="/rules/{rule_id}/disable"' in page
+    answer = console.client.post(f"/rules/{rule_id}/disable", data={"csrf_token": csrf}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert not next(s for s in app.state.rules.summaries() if s.info.rule_id == rule_id).enabled
+    assert f'action="/rules/{rule_id}/enable"' in console.client.get("/rules").text
