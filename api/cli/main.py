@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from api.cli.api_serve import api_serve
 from api.cli.audit import audit_app
+from api.cli.bundle import bundle
 from api.cli.common import configure_logging
 from api.cli.detect import detect
 from api.cli.hunt import hunt
@@ -22,8 +24,10 @@ from api.cli.replay import replay
 from api.cli.report import report_app
 from api.cli.rules import rules_app
 from api.cli.sensor import sensor_app
+from api.cli.setup import setup
 from api.cli.up import up
 from api.cli.watch import watch_app
+from api.cli.worker import worker_app
 
 app = typer.Typer(
     name="govsoc",
@@ -54,3 +58,7 @@ app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(report_app, name="report")
 app.add_typer(intel_app, name="intel")
 app.add_typer(watch_app, name="watch")
+app.command(name="api")(api_serve)
+app.command()(setup)
+app.command()(bundle)
+app.add_typer(worker_app, name="worker")

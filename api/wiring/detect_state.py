@@ -21,13 +21,21 @@ retry starts again from their checkpoints and never from a half-advanced engine.
 
 The state is the engine's correlation groups, pickled. The engine offers no snapshot API yet,
 so `_dump`/`_restore` reach into `SigmaEngine._correlator`; `STATE_VERSION` guards the format.
+A pickle is never read from untrusted input: every checkpoint carries an HMAC-SHA256 under the
+deployment's state key (`state_key`, a file only govsoc's workers read), checked before anything
+is unpickled, so a record someone else wrote to the state topic is refused, never loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import pickle
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -42,6 +50,24 @@ log = structlog.get_logger(__name__)
 
 STATE_VERSION = 1
 PartitionKey = tuple[str, int]
+_MAC_BYTES = 32
+
+
+def state_key(path: Path) -> bytes:
+    """The key that signs detection checkpoints: read from `path`, made there (mode 0600) when absent.
+
+    Every detect worker of one deployment must read the same key (copy the file to each machine,
+    as docs/deploy.md says); a worker with another key refuses the others' checkpoints.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(key)
+        return key
 
 
 class DetectStateError(GovsocError):
@@ -59,7 +85,8 @@ class PartitionedDetect:
     """A detect step that keeps one engine per (topic, partition) and checkpoints each."""
 
     def __init__(self, make_engine: Callable[[], SigmaEngine], make_step: Callable[[SigmaEngine], DetectStep],
-                 checkpoints: CheckpointStore, group: str) -> None:
+                 checkpoints: CheckpointStore, group: str, key: bytes) -> None:
+        self._key = key
         self._make_engine = make_engine
         self._make_step = make_step
         self._checkpoints = checkpoints
@@ -80,7 +107,7 @@ class PartitionedDetect:
                 raise
         for key in batches:
             part = self._parts[key]
-            self._checkpoints.save(self._group, key[0], key[1], part.next_offset, _dump(part.engine))
+            self._checkpoints.save(self._group, key[0], key[1], part.next_offset, _dump(part.engine, self._key))
         return alerts
 
     def _process(self, key: PartitionKey, batch: list[Message]) -> list[Alert]:
@@ -103,7 +130,7 @@ class PartitionedDetect:
         saved = self._checkpoints.load(self._group, key[0], key[1])
         if saved is not None:
             next_offset, state = saved
-            _restore(engine, state)
+            _restore(engine, state, self._key)
             self.restored += 1
             if next_offset < first_offset:
                 log.warning("detect_checkpoint_behind", topic=key[0], partition=key[1], checkpoint=next_offset,
@@ -121,17 +148,21 @@ class PartitionedDetect:
         self._checkpoints.close()
 
 
-def _dump(engine: SigmaEngine) -> bytes:
+def _dump(engine: SigmaEngine, key: bytes) -> bytes:
     correlator = engine._correlator
     try:
-        return pickle.dumps((STATE_VERSION, correlator._groups, correlator.evicted), protocol=pickle.HIGHEST_PROTOCOL)
+        body = pickle.dumps((STATE_VERSION, correlator._groups, correlator.evicted), protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as e:
         raise DetectStateError(f"detection state cannot be checkpointed: {e}") from e
+    return hmac.new(key, body, hashlib.sha256).digest() + body
 
 
-def _restore(engine: SigmaEngine, state: bytes) -> None:
+def _restore(engine: SigmaEngine, signed: bytes, key: bytes) -> None:
+    mac, state = signed[:_MAC_BYTES], signed[_MAC_BYTES:]
+    if not hmac.compare_digest(mac, hmac.new(key, state, hashlib.sha256).digest()):
+        raise DetectStateError("detection checkpoint not signed with this deployment's state key: refused unread")
     try:
-        version, groups, evicted = pickle.loads(state)  # written by govsoc's own detect workers only
+        version, groups, evicted = pickle.loads(state)  # authenticated above: written by our own workers
     except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as e:
         raise DetectStateError(f"detection checkpoint unreadable: {e}") from e
     if version != STATE_VERSION:

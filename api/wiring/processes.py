@@ -39,7 +39,7 @@ import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from api.wiring.detect_state import PartitionedDetect
+from api.wiring.detect_state import PartitionedDetect, state_key
 from api.wiring.runtime import Runtime, Worker, build_playbook_runner, build_runtime
 from config.errors import GovsocError
 from config.settings import Settings
@@ -219,7 +219,8 @@ def _partitioned_detect(settings: Settings, runtime: Runtime) -> PartitionedDete
                 timezone=settings.timezone)
     return PartitionedDetect(lambda: SigmaEngine(ruleset, max_groups=max_groups),
                              lambda engine: DetectStep(engine, runtime.bus, intel=intel, ml=ml),
-                             open_checkpoints(runtime.bus), group="detect")
+                             open_checkpoints(runtime.bus), group="detect",
+                             key=state_key(settings.data_dir / "detect-state.key"))
 
 
 def _publishing_incidents(step: Callable[[Sequence[Message]], object],
