@@ -22,7 +22,8 @@ Invariants:
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 
@@ -35,7 +36,7 @@ from detections.sigma.fields import flat_view
 from detections.sigma.load import RuleSet
 from detections.sigma.state import RuleState, apply_state
 from pipeline import ecs
-from pipeline.records import Alert, DetectionKind, Event
+from pipeline.records import MISSING, Alert, DetectionKind, Event
 
 log = structlog.get_logger(__name__)
 
@@ -116,9 +117,28 @@ class SigmaEngine:
             if rule.emits_alerts:
                 alerts.append(single_event_alert(rule, event))
             if self._correlator.feeds(rule_id):
-                hit = Hit(rule_id, event.tenant, event.timestamp, (event.id,), event.get)
+                hit = Hit(rule_id, event.tenant, event.timestamp, (event.id,), _field_values(rule, event))
                 alerts.extend(self._correlator.feed(hit))
         return alerts
+
+
+def _field_values(rule: CompiledRule, event: Event) -> Callable[[str], Any]:
+    """How a correlation reads a `group-by` field from this rule's events: through the rule's own
+    field map, so a Windows rule's `User` or `TargetUserName` reads the event's EventData (or its
+    ECS name) exactly as the rule's detection did; the plain event path otherwise."""
+    flat: dict[str, Any] | None = None
+
+    def value(name: str) -> Any:
+        nonlocal flat
+        if flat is None:
+            flat = flat_view(event.doc)
+        for path in rule.fields.resolve(name):
+            found = flat.get(path, MISSING)
+            if found is not MISSING:
+                return found
+        return event.get(name)
+
+    return value
 
 
 def single_event_alert(rule: CompiledRule, event: Event) -> Alert:
