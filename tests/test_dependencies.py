@@ -17,8 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("config", "pipeline", "sensors", "detections", "playbooks", "api")
-LAZY_SCALE_MODULES = re.compile(
-    r"^(pipeline/(bus/kafka|store/elastic\w*|store/postgres\w*)|playbooks/runs_postgres)\.py$")
+LAZY_SCALE_MODULES = re.compile(  # modules that import a scale-out client only when a URL asks for it
+    r"^(pipeline/(bus/kafka|bus/checkpoints|bus/lag|store/elastic\w*|store/postgres\w*)|playbooks/runs_postgres"
+    r"|detections/sigma/hunt_elastic)\.py$")
 
 
 def _names(requirements: list[str]) -> set[str]:
