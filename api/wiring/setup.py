@@ -24,11 +24,8 @@ from api.reports import open_report_store
 from api.wiring.runtime import build_identity, build_playbook_runner, build_runtime
 from config.settings import Settings
 from pipeline.bus import topics
-from pipeline.bus.kafka import KafkaBus
 from pipeline.bus.keys import KeyedBus
 from pipeline.records import utc_now
-from pipeline.store.elastic import ElasticEventStore
-from pipeline.store.elastic_retention import delete_expired
 from pipeline.store.registry import redacted
 
 SETUP_STEPS = 3  # bus, stores, retention: the total of `on_progress` calls
@@ -50,9 +47,14 @@ def setup_backends(settings: Settings, retention_days: int | None,
     runtime = build_runtime(settings)
     try:
         bus = runtime.bus.inner if isinstance(runtime.bus, KeyedBus) else runtime.bus
-        if isinstance(bus, KafkaBus):
-            bus.ensure_topics(topics.ALL)
-            report.topics = bus.partition_counts(topics.ALL)
+        # the scale-out clients are imported only when the URLs ask for them: a plain install
+        # (no `govsoc[scale]`) runs every command on the embedded back end
+        if settings.pipeline.bus_url.startswith("kafka://"):
+            from pipeline.bus.kafka import KafkaBus
+
+            if isinstance(bus, KafkaBus):
+                bus.ensure_topics(topics.ALL)
+                report.topics = bus.partition_counts(topics.ALL)
         on_progress(1)
         build_playbook_runner(runtime, {})  # creates the run tables beside the incidents
         open_report_store(settings.incidents_url, settings.data_dir).close()
@@ -60,12 +62,16 @@ def setup_backends(settings: Settings, retention_days: int | None,
         report.stores = sorted({redacted(url) for url in (settings.events_url, settings.incidents_url,
                                                           settings.sensors_url)})
         on_progress(1)
-        if isinstance(runtime.events, ElasticEventStore):
-            names = runtime.events.names
-            report.templates = [names.events_template, names.dead_letters_template]
-            if retention_days is not None:
-                report.expired_indices = delete_expired(runtime.events, retention_days, utc_now(),
-                                                        on_progress=lambda n: None)
+        if settings.events_url.startswith(("elasticsearch://", "opensearch://")):
+            from pipeline.store.elastic import ElasticEventStore
+            from pipeline.store.elastic_retention import delete_expired
+
+            if isinstance(runtime.events, ElasticEventStore):
+                names = runtime.events.names
+                report.templates = [names.events_template, names.dead_letters_template]
+                if retention_days is not None:
+                    report.expired_indices = delete_expired(runtime.events, retention_days, utc_now(),
+                                                            on_progress=lambda n: None)
         on_progress(1)
     finally:
         runtime.close()
