@@ -25,9 +25,11 @@ from api.identity.service import IdentityService
 from api.reports import ReportService, open_report_store
 from api.wiring import Runtime, build_identity, build_playbook_runner, build_rule_service, build_runtime
 from config.errors import GovsocError
+from config.tenants import TenantScope
 from pipeline.bus import topics
 from pipeline.bus.memory import MemoryBus
 from pipeline.records import utc_now
+from pipeline.store.base import IncidentQuery
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -95,9 +97,10 @@ def _load_demo(runtime: Runtime, identity: IdentityService, quiet: bool) -> None
     users = demo_users(runtime, identity, now)
     credentials = runtime.settings.data_dir / "demo-credentials.json"
     write_credentials(credentials, users)
+    incidents = runtime.incidents.count_incidents(TenantScope.everything(), IncidentQuery())
     err_console.print(
         f"demo: {stats.events} events, {stats.dead_letters} dead letters, {stats.alerts} alerts, "
-        f"{stats.incidents} incidents opened or updated, {stats.playbook_runs} playbook runs waiting, "
+        f"{incidents} incidents, {stats.playbook_runs} playbook runs waiting, "
         f"Bộ Y tế's report acknowledged as {stats.report}\n"
         f"demo users, tokens and passwords: {credentials}\n"
         f"sign in at http://{runtime.settings.api.host}:{runtime.settings.api.port}/ or try: "
