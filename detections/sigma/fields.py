@@ -215,3 +215,14 @@ def windows_fields(category: str | None, service: str | None) -> FieldMap:
 ECS_FIELDS = FieldMap("ecs")
 WINDOWS_FIELDS = windows_fields(None, None)
 WINDOWS_AUDIT_FIELDS = windows_fields(None, "security")
+
+
+def field_map_named(name: str) -> FieldMap:
+    """The field map whose `name` this is (`ecs`, `windows:<category>:<service>`): how state that
+    must pickle (correlation hits) refers to a map without holding its read-only mappings."""
+    if name == ECS_FIELDS.name:
+        return ECS_FIELDS
+    kind, category, service = name.split(":")
+    if kind != "windows":
+        raise ValueError(f"unknown field map {name!r}")
+    return windows_fields(None if category == "-" else category, None if service == "-" else service)

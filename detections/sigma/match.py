@@ -32,11 +32,11 @@ from detections.sigma.compile import CompiledRule
 from detections.sigma.correlate import Correlator, Hit, group_text
 from detections.sigma.dispatch import RuleIndex
 from detections.sigma.errors import RuleError
-from detections.sigma.fields import flat_view
+from detections.sigma.fields import field_map_named, flat_view
 from detections.sigma.load import RuleSet
 from detections.sigma.state import RuleState, apply_state
 from pipeline import ecs
-from pipeline.records import MISSING, Alert, DetectionKind, Event
+from pipeline.records import MISSING, Alert, DetectionKind, Event, lookup
 
 log = structlog.get_logger(__name__)
 
@@ -123,22 +123,28 @@ class SigmaEngine:
 
 
 def _field_values(rule: CompiledRule, event: Event) -> Callable[[str], Any]:
-    """How a correlation reads a `group-by` field from this rule's events: through the rule's own
-    field map, so a Windows rule's `User` or `TargetUserName` reads the event's EventData (or its
-    ECS name) exactly as the rule's detection did; the plain event path otherwise."""
-    flat: dict[str, Any] | None = None
+    return FieldValues(event, rule.fields.name)
 
-    def value(name: str) -> Any:
-        nonlocal flat
-        if flat is None:
-            flat = flat_view(event.doc)
-        for path in rule.fields.resolve(name):
-            found = flat.get(path, MISSING)
+
+class FieldValues:
+    """How a correlation reads a `group-by` field from a rule's event: through the rule's own field
+    map, so a Windows rule's `User` or `TargetUserName` reads the event's EventData (or its ECS
+    name) exactly as the rule's detection did; the plain event path otherwise. Holds only the
+    event and the map's name, so correlation state pickles (scale-out checkpoints)."""
+
+    __slots__ = ("event", "fields")
+
+    def __init__(self, event: Event, fields: str) -> None:
+        self.event = event
+        self.fields = fields
+
+    def __call__(self, name: str) -> Any:
+        doc = self.event.doc
+        for path in field_map_named(self.fields).resolve(name):
+            found = lookup(doc, path)
             if found is not MISSING:
                 return found
-        return event.get(name)
-
-    return value
+        return self.event.get(name)
 
 
 def single_event_alert(rule: CompiledRule, event: Event) -> Alert:
