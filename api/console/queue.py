@@ -15,10 +15,9 @@ In: the query string of `/incidents` and the caller's `Principal`. Out: a `Queue
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from config.settings import IncidentSettings
 from config.tenants import TenantScope, TenantTree
@@ -139,20 +138,11 @@ def time_left(incident: Incident, settings: IncidentSettings, now: datetime) -> 
     return NO_DEADLINE
 
 
-def _sort_key(sort: str, settings: IncidentSettings, now: datetime) -> tuple[bool, Callable[[Incident], Any]]:
-    if sort == "oldest":
-        return False, lambda i: (i.last_seen, i.id)
-    if sort == "severity":
-        return True, lambda i: (i.severity, i.last_seen, i.id)
-    return False, lambda i: (time_left(i, settings, now), i.id)
-
-
 def _scanned(store: IncidentStore, scope: TenantScope, filters: QueueFilters, settings: IncidentSettings,
              now: datetime) -> tuple[list[Incident], bool]:
     found = store.incidents(scope, filters.store_query(SCAN_LIMIT, 0, now))
     truncated = len(found) >= SCAN_LIMIT
-    reverse, key = _sort_key(filters.sort, settings, now)
-    found.sort(key=key, reverse=reverse)
+    found.sort(key=lambda i: (time_left(i, settings, now), i.id))  # the one order the store cannot give
     return found, truncated
 
 

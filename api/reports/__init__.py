@@ -20,7 +20,7 @@ from api.reports.forward import Forwarder, ForwardError, ForwardOutcome
 from api.reports.render import PeriodStats, ReportRenderer, period_stats, to_pdf
 from api.reports.service import ReportError, ReportInvalid, ReportNotFound, ReportRefused, ReportService
 from api.reports.store import Delivery, ReportRecord, SqliteReportStore
-from pipeline.store.sqlite_db import SQLITE_URL_PREFIX
+from pipeline.store.sqlite_db import sqlite_file_or
 
 __all__ = [
     "Delivery",
@@ -49,6 +49,4 @@ __all__ = [
 def open_report_store(store_url: str, data_dir: Path) -> SqliteReportStore:
     """The report store: in the pipeline's SQLite file when it has one, else `data_dir/reports.db`
     (a scale-out deployment keeps its reports, few and small, in the embedded file)."""
-    if store_url.startswith(SQLITE_URL_PREFIX):
-        return SqliteReportStore.from_url(store_url)
-    return SqliteReportStore(data_dir / "reports.db")
+    return SqliteReportStore(sqlite_file_or(store_url, data_dir / "reports.db"))

@@ -54,7 +54,7 @@ from pipeline.ingest import IngestStep
 from pipeline.records import Alert, utc_now
 from pipeline.store.base import EventStore, IncidentStore, SensorStore
 from pipeline.store.registry import open_event_store, open_incident_store, open_sensor_store
-from pipeline.store.sqlite_db import SQLITE_URL_PREFIX, sqlite_path
+from pipeline.store.sqlite_db import sqlite_file_or
 from playbooks.connectors import ConnectorRegistry
 from playbooks.runner import PlaybookRunner
 from playbooks.runs import open_run_store
@@ -294,10 +294,7 @@ def _sensor_watch(settings: Settings, tree: TenantTree, sensors: SensorStore,
 
 def open_intel_store(settings: Settings, tree: TenantTree) -> IntelStore:
     """Indicators and sightings: in the incidents' SQLite file, else `DATA_DIR/intel.db`."""
-    url = settings.incidents_url
-    if not url.startswith(SQLITE_URL_PREFIX):
-        url = f"{SQLITE_URL_PREFIX}{settings.data_dir / 'intel.db'}"
-    return IntelStore.open(url, tree)
+    return IntelStore(sqlite_file_or(settings.incidents_url, settings.data_dir / "intel.db"), tree)
 
 
 def build_identity(settings: Settings, incidents: IncidentStore) -> IdentityService:
@@ -316,8 +313,7 @@ def build_rule_service(runtime: Runtime) -> RuleService:
     `DATA_DIR/rules/uploaded`; every change is audited and reloads the engine before its next batch.
     """
     settings, tree, engine = runtime.settings, runtime.tree, runtime.engine
-    url = settings.incidents_url
-    path = sqlite_path(url) if url.startswith(SQLITE_URL_PREFIX) else settings.data_dir / "govsoc.db"
+    path = sqlite_file_or(settings.incidents_url, settings.data_dir / "govsoc.db")
     state = SqliteRuleStateStore(path, runtime.incidents.append_audit)
     rule_dirs = [builtin_rules_dir()] if settings.detections.include_builtin_rules else []
     return RuleService([*rule_dirs, *settings.detections.rule_dirs], settings.data_dir / "rules" / "uploaded", state,

@@ -120,6 +120,12 @@ def sqlite_path(url: str) -> Path:
     return Path(rest)
 
 
+def sqlite_file_or(url: str, fallback: Path) -> Path:
+    """The file of a `sqlite:///` URL, else `fallback`: where an embedded-only store (reports,
+    indicators, rule state) lives beside a store whose URL may name another back end."""
+    return sqlite_path(url) if url.startswith(SQLITE_URL_PREFIX) else fallback
+
+
 class SqliteDatabase:
     """One SQLite file opened for one store: a locked writer and per-thread readers."""
 
