@@ -9,12 +9,15 @@ Invariants:
 - A side effect's row (`begin_side_effect`) is written before the call and finished
   (`finish_side_effect`) after it, under the key `run id:step id`; the runner reads it first.
 - Queries are parameterised; JSON columns hold the step's output and the playbook snapshot.
+- The tables are `pipeline.store.schema`'s `runs` branch, made and migrated by Alembic's revisions
+  (`pipeline.store.migrations`) when the store opens; a file from before them is checked and adopted.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,7 +26,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from pipeline.errors import StoreError
 from pipeline.records import parse_iso, to_iso
+from pipeline.store.schema import RUNS
 from pipeline.store.sqlite_db import sqlite_path
 from playbooks.errors import PlaybookError
 
@@ -91,22 +96,19 @@ class SideEffect:
     result: dict[str, Any] | None
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS playbook_runs (
-  id TEXT PRIMARY KEY, playbook_id TEXT NOT NULL, playbook TEXT NOT NULL, incident_id TEXT NOT NULL,
-  tenant TEXT NOT NULL, mode TEXT NOT NULL, state TEXT NOT NULL, cursor TEXT,
-  created TEXT NOT NULL, updated TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS playbook_steps (
-  run_id TEXT NOT NULL REFERENCES playbook_runs(id), step_id TEXT NOT NULL, position INTEGER NOT NULL,
-  state TEXT NOT NULL, output TEXT NOT NULL, error TEXT NOT NULL, started TEXT, updated TEXT NOT NULL,
-  PRIMARY KEY (run_id, step_id));
-CREATE TABLE IF NOT EXISTS playbook_approvals (
-  run_id TEXT NOT NULL, step_id TEXT NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL,
-  decision TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (run_id, step_id, user));
-CREATE TABLE IF NOT EXISTS playbook_side_effects (
-  key TEXT PRIMARY KEY, run_id TEXT NOT NULL, step_id TEXT NOT NULL, state TEXT NOT NULL,
-  request TEXT NOT NULL, result TEXT, started TEXT NOT NULL, finished TEXT);
-"""
+# The columns a `Run` and a `StepRecord` are read from, in both run stores (pipeline/store/schema.py).
+RUN_COLUMNS = "id, playbook_id, incident_id, tenant, mode, state, cursor, created, updated"
+STEP_COLUMNS = "run_id, step_id, position, state, output, error, started, updated"
+
+
+def read_run(run: Sequence[Any], steps: Sequence[Sequence[Any]], read_time: Callable[[Any], datetime]) -> Run:
+    """A run and its steps from rows of `RUN_COLUMNS` and `STEP_COLUMNS`; `read_time` reads a stored time."""
+    return Run(id=run[0], playbook_id=run[1], incident_id=run[2], tenant=run[3], mode=RunMode(run[4]),
+               state=RunState(run[5]), cursor=run[6], created=read_time(run[7]), updated=read_time(run[8]),
+               steps=tuple(StepRecord(run_id=s[0], step_id=s[1], position=s[2], state=StepState(s[3]),
+                                      output=orjson.loads(s[4]), error=s[5],
+                                      started=read_time(s[6]) if s[6] else None, updated=read_time(s[7]))
+                           for s in steps))
 
 
 class RunStore(Protocol):
@@ -151,6 +153,25 @@ def runs_db_path(store_url: str) -> Path:
     return sqlite_path(store_url).parent / RUNS_FILE
 
 
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """The `runs` tables at head: one version read when they are, Alembic's revisions when not."""
+    from pipeline.store.migrations import VERSION_SQL, is_current, migrate, sqlite_engine
+
+    try:
+        versions = [row[0] for row in conn.execute(VERSION_SQL)]
+    except sqlite3.OperationalError:  # no such table (yet); `migrate` reports anything worse
+        versions = []
+    if is_current(versions, RUNS):
+        return
+    engine = sqlite_engine(path)
+    try:
+        migrate(engine, RUNS, where=str(path))
+    except StoreError as e:
+        raise PlaybookError(f"cannot open the playbook runs: {e}") from e
+    finally:
+        engine.dispose()
+
+
 class SqliteRunStore:
     """Runs and steps in one SQLite file; safe to share between threads (one lock)."""
 
@@ -159,8 +180,12 @@ class SqliteRunStore:
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            _migrate(self._db, path)
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -209,19 +234,12 @@ class SqliteRunStore:
              state.value, to_iso(now), run_id, step_id))])
 
     def run(self, run_id: str) -> Run | None:
-        rows = self._read("SELECT id, playbook_id, incident_id, tenant, mode, state, cursor, created, updated "
-                          "FROM playbook_runs WHERE id = ?", (run_id,))
+        rows = self._read(f"SELECT {RUN_COLUMNS} FROM playbook_runs WHERE id = ?", (run_id,))
         if not rows:
             return None
         r = rows[0]
-        steps = self._read("SELECT run_id, step_id, position, state, output, error, started, updated "
-                           "FROM playbook_steps WHERE run_id = ? ORDER BY position", (run_id,))
-        return Run(id=r[0], playbook_id=r[1], incident_id=r[2], tenant=r[3], mode=RunMode(r[4]), state=RunState(r[5]),
-                   cursor=r[6], created=parse_iso(r[7]), updated=parse_iso(r[8]),
-                   steps=tuple(StepRecord(run_id=s[0], step_id=s[1], position=s[2], state=StepState(s[3]),
-                                          output=orjson.loads(s[4]), error=s[5],
-                                          started=parse_iso(s[6]) if s[6] else None, updated=parse_iso(s[7]))
-                               for s in steps))
+        steps = self._read(f"SELECT {STEP_COLUMNS} FROM playbook_steps WHERE run_id = ? ORDER BY position", (run_id,))
+        return read_run(r, steps, parse_iso)
 
     def playbook_json(self, run_id: str) -> str:
         rows = self._read("SELECT playbook FROM playbook_runs WHERE id = ?", (run_id,))

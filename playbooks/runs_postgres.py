@@ -3,7 +3,8 @@
 In: the runner's writes. Out: `Run` and `StepRecord` values read back after any restart, by any
 playbook worker on any machine. Same methods and behaviour as `playbooks.runs.SqliteRunStore`
 (tests/playbooks/test_run_stores.py runs both); the tables may share the incident store's
-database (`postgresql://...`), with their own row (`playbook_runs`) in `schema_version`.
+database (`postgresql://...`); their tables are `pipeline.store.schema`'s `runs` branch, made by
+Alembic's revisions (`pipeline.store.migrations`) when the store opens.
 
 Invariants:
 - Every write is one transaction (pipeline/store/postgres_db.py), committed before the method
@@ -29,36 +30,24 @@ import orjson
 
 from pipeline.errors import StoreError
 from pipeline.store.postgres_db import PostgresDatabase, aware
-from pipeline.store.sqlite_db import Schema
+from pipeline.store.schema import RUNS
+from pipeline.store.sqlite_db import AlembicBranch
 from playbooks.errors import PlaybookError
-from playbooks.runs import Run, RunMode, RunState, SideEffect, StepRecord, StepState
-
-SCHEMA = Schema(
-    component="playbook_runs",
-    version=1,
-    statements=(
-        """CREATE TABLE IF NOT EXISTS playbook_runs (
-            id TEXT COLLATE "C" PRIMARY KEY, playbook_id TEXT NOT NULL, playbook TEXT NOT NULL,
-            incident_id TEXT NOT NULL, tenant TEXT NOT NULL, mode TEXT NOT NULL, state TEXT NOT NULL,
-            cursor TEXT, created TIMESTAMPTZ NOT NULL, updated TIMESTAMPTZ NOT NULL)""",
-        "CREATE INDEX IF NOT EXISTS playbook_runs_created ON playbook_runs (created)",
-        """CREATE TABLE IF NOT EXISTS playbook_steps (
-            run_id TEXT NOT NULL REFERENCES playbook_runs(id), step_id TEXT NOT NULL,
-            position INTEGER NOT NULL, state TEXT NOT NULL, output TEXT NOT NULL, error TEXT NOT NULL,
-            started TIMESTAMPTZ, updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (run_id, step_id))""",
-        """CREATE TABLE IF NOT EXISTS playbook_approvals (
-            run_id TEXT NOT NULL, step_id TEXT NOT NULL, "user" TEXT COLLATE "C" NOT NULL, role TEXT NOT NULL,
-            decision TEXT NOT NULL, at TIMESTAMPTZ NOT NULL, PRIMARY KEY (run_id, step_id, "user"))""",
-        """CREATE TABLE IF NOT EXISTS playbook_side_effects (
-            key TEXT PRIMARY KEY, run_id TEXT NOT NULL, step_id TEXT NOT NULL, state TEXT NOT NULL,
-            request TEXT NOT NULL, result TEXT, started TIMESTAMPTZ NOT NULL, finished TIMESTAMPTZ)""",
-    ),
+from playbooks.runs import (
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    Run,
+    RunState,
+    SideEffect,
+    StepState,
+    read_run,
 )
 
-_RUN_COLUMNS = "id, playbook_id, incident_id, tenant, mode, state, cursor, created, updated"
-_STEP_COLUMNS = "run_id, step_id, position, state, output, error, started, updated"
-
 Statement = tuple[str, Sequence[Any]]
+
+
+def _as_read(value: Any) -> datetime:
+    return value  # type: ignore[no-any-return]
 
 
 def _json(value: Any) -> str:
@@ -70,7 +59,7 @@ class PostgresRunStore:
 
     def __init__(self, url: str) -> None:
         try:
-            self._db = PostgresDatabase(url, SCHEMA)
+            self._db = PostgresDatabase(url, AlembicBranch(RUNS))
         except StoreError as e:
             raise PlaybookError(f"cannot open the playbook runs: {e}") from e
         self.url = self._db.url  # password hidden
@@ -111,7 +100,7 @@ class PostgresRunStore:
             if created is None:
                 return False
             with conn.cursor() as cursor:
-                cursor.executemany(f"INSERT INTO playbook_steps ({_STEP_COLUMNS}) "
+                cursor.executemany(f"INSERT INTO playbook_steps ({STEP_COLUMNS}) "
                                    "VALUES (%s, %s, %s, %s, '{}', '', NULL, %s)",
                                    [(run.id, step_id, i, StepState.PENDING.value, now)
                                     for i, step_id in enumerate(step_ids)])
@@ -132,17 +121,13 @@ class PostgresRunStore:
             (state.value, None if output is None else _json(output), error, at, state.value, at, run_id, step_id))])
 
     def run(self, run_id: str) -> Run | None:
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM playbook_runs WHERE id = %s", (run_id,))
+        rows = self._read(f"SELECT {RUN_COLUMNS} FROM playbook_runs WHERE id = %s", (run_id,))
         if not rows:
             return None
         r = rows[0]
-        steps = self._read(f"SELECT {_STEP_COLUMNS} FROM playbook_steps WHERE run_id = %s ORDER BY position",
+        steps = self._read(f"SELECT {STEP_COLUMNS} FROM playbook_steps WHERE run_id = %s ORDER BY position",
                            (run_id,))
-        return Run(id=r[0], playbook_id=r[1], incident_id=r[2], tenant=r[3], mode=RunMode(r[4]), state=RunState(r[5]),
-                   cursor=r[6], created=r[7], updated=r[8],
-                   steps=tuple(StepRecord(run_id=s[0], step_id=s[1], position=s[2], state=StepState(s[3]),
-                                          output=orjson.loads(s[4]), error=s[5], started=s[6], updated=s[7])
-                               for s in steps))
+        return read_run(r, steps, _as_read)  # psycopg gives timestamptz as zoned datetimes
 
     def playbook_json(self, run_id: str) -> str:
         rows = self._read("SELECT playbook FROM playbook_runs WHERE id = %s", (run_id,))

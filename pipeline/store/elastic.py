@@ -59,6 +59,9 @@ from pipeline.store.elastic_query import (
 
 log = structlog.get_logger(__name__)
 
+_NO_HANDLER = (400, 404, 405, 501)  # how clusters (and test servers) answer an API they lack
+_TEMPLATE_KEYS = frozenset({"index_patterns", "template", "composed_of", "priority", "version", "_meta"})
+_JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
 RESULT_WINDOW = 10_000  # index.max_result_window's default: from + size may not pass it
 _SHOWN_IDS = 20
 
@@ -188,6 +191,44 @@ class ElasticEventStore:
             raise StoreError(f"refusing to delete {name!r}: not one of this store's event indices", self._where)
         with self._calling(f"delete index {name}"):
             self._client.indices.delete(index=name)
+
+    def has_api(self, path: str) -> bool:
+        """Whether the cluster answers `GET path` (asked, never guessed from a version or a name):
+        200 yes; 400, 404, 405 or 501 ("no handler found") no; anything else raises `StoreError`."""
+        with self._calling(f"ask for GET {path}"):
+            response = self._client.options(ignore_status=_NO_HANDLER).perform_request(
+                "GET", path, headers=_JSON_HEADERS)
+        return response.meta.status == 200
+
+    def cluster_request(self, what: str, method: str, path: str, body: Mapping[str, Any] | None = None,
+                        *, missing_ok: bool = False) -> Mapping[str, Any] | None:
+        """A cluster API the typed client lacks (ILM and ISM policies); the JSON answer, or None
+        for a 404 when `missing_ok`. Failures raise `StoreError` naming `what`."""
+        client = self._client.options(ignore_status=404) if missing_ok else self._client
+        with self._calling(what):
+            response = client.perform_request(method, path, headers=_JSON_HEADERS, body=body)
+        if response.meta.status == 404:
+            return None
+        answer: Mapping[str, Any] = response.body if isinstance(response.body, Mapping) else {}
+        return answer
+
+    def set_event_index_settings(self, settings: Mapping[str, Any]) -> None:
+        """Add `settings` to the events index template (new indices) and to every existing event
+        index. The template keeps its version: a newer govsoc's template replaces it, and then
+        `govsoc setup --retention-days` must run again (docs/deploy.md runs it after upgrades)."""
+        name = self.names.events_template
+        with self._calling(f"read index template {name}"):
+            found = self._client.indices.get_index_template(name=name)
+        template = {key: value for key, value in found["index_templates"][0]["index_template"].items()
+                    if key in _TEMPLATE_KEYS}  # not what a cluster adds (dates, ...)
+        inner = dict(template.get("template") or {})
+        inner["settings"] = {**(inner.get("settings") or {}), **settings}
+        template["template"] = inner
+        with self._calling(f"update index template {name}"):
+            self._client.indices.put_index_template(name=name, **template)
+        if self.event_indices():
+            with self._calling(f"update the settings of {self.names.events_pattern}"):
+                self._client.indices.put_settings(index=self.names.events_pattern, settings=dict(settings))
 
     # --- internals --------------------------------------------------------------------------
 

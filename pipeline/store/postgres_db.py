@@ -19,10 +19,12 @@ Invariants:
 - Reads (`query`) run in autocommit, each one statement with its own snapshot at READ COMMITTED;
   `rows` streams one REPEATABLE READ snapshot through a server-side cursor.
 - The schema is created on open, in one transaction under an advisory lock (two processes opening
-  a new database at once do not race), with its version per component in `schema_version`; an
-  older database is migrated forward in that transaction, and one written by a newer govsoc is
-  refused rather than misread. DDL is transactional in PostgreSQL, so a failed migration leaves
-  the old schema whole.
+  a new database at once do not race). The incident store and the playbook runs name their
+  Alembic branch (`AlembicBranch`): `pipeline.store.migrations.migrate` upgrades it, and a
+  database already at head costs one version read on the opening connection. A `Schema` keeps its
+  version per component in `schema_version` instead; an older database is migrated forward in
+  that transaction. Either way one written by a newer govsoc is refused rather than misread, and
+  DDL is transactional in PostgreSQL, so a failed migration leaves the old schema whole.
 - Every psycopg failure leaves here as a `StoreError` naming the URL (password hidden), what was
   being done and the server's reason.
 """
@@ -32,7 +34,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
@@ -43,10 +44,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from config.errors import SourceLocation
-from config.tenants import TenantScope
 from pipeline.errors import StoreError
 from pipeline.store.registry import redacted
-from pipeline.store.sqlite_db import Schema
+from pipeline.store.sqlite_db import AlembicBranch, Schema
 
 log = structlog.get_logger(__name__)
 
@@ -55,34 +55,6 @@ CONNECT_TIMEOUT_S = 10  # libpq's connect_timeout, unless the URL sets its own
 POOL_MAX_SIZE = 8  # connections per store; a thread waits up to POOL_TIMEOUT_S for one
 POOL_TIMEOUT_S = 30.0
 STREAM_BATCH = 1000
-
-
-@dataclass(slots=True)
-class Where:
-    """A conjunction of SQL conditions (`%s` placeholders) and their bound parameters."""
-
-    clauses: list[str] = field(default_factory=list)
-    params: list[Any] = field(default_factory=list)
-
-    def add(self, clause: str, *params: Any) -> None:
-        self.clauses.append(clause)
-        self.params.extend(params)
-
-    @property
-    def sql(self) -> str:
-        return " AND ".join(self.clauses) if self.clauses else "TRUE"
-
-
-def scoped(scope: TenantScope, column: str = "tenant") -> Where:
-    """A `Where` limited to the scope's tenants (no condition for an all-tenant scope).
-
-    The ids travel as one `text[]` parameter, however many tenants the scope has. `column` is
-    always a constant of the calling module, never user input.
-    """
-    where = Where()
-    if not scope.is_all:
-        where.add(f"{column} = ANY(%s::text[])", sorted(scope.tenant_ids))
-    return where
 
 
 def aware(ts: datetime, what: str = "time") -> datetime:
@@ -128,25 +100,63 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 class PostgresDatabase:
     """One PostgreSQL database opened for one store: a pool of autocommit connections."""
 
-    def __init__(self, url: str, schema: Schema, *, max_size: int = POOL_MAX_SIZE) -> None:
+    def __init__(self, url: str, schema: Schema | AlembicBranch, *, max_size: int = POOL_MAX_SIZE) -> None:
         self.url = redacted(url)
         self._conninfo = postgres_conninfo(url)
         self._closed = False
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in conninfo_to_dict(url):
             kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+        component = schema.branch if isinstance(schema, AlembicBranch) else schema.component
+        is_current = True
         try:
             with psycopg.connect(self._conninfo, **kwargs) as conn:
                 _configure(conn)
-                self._ensure_schema(conn, schema)
+                if isinstance(schema, AlembicBranch):
+                    is_current = self._is_current(conn, schema.branch)
+                else:
+                    self._ensure_schema(conn, schema)
         except psycopg.Error as e:
-            raise self._error(f"open the {schema.component} tables", e) from e
+            raise self._error(f"open the {component} tables", e) from e
+        if isinstance(schema, AlembicBranch) and not is_current:
+            self._migrate_branch(schema.branch, kwargs)
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self._conninfo, kwargs=kwargs, min_size=1, max_size=max_size, timeout=POOL_TIMEOUT_S,
-            configure=_configure, name=f"govsoc-{schema.component}", open=True)
+            configure=_configure, name=f"govsoc-{component}", open=True)
 
     def _error(self, what: str, e: BaseException) -> StoreError:
         return StoreError(f"{what}: {_scrubbed(str(e), self._conninfo)}", SourceLocation(path=self.url))
+
+    @staticmethod
+    def _is_current(conn: psycopg.Connection[Any], branch: str) -> bool:
+        """One read of `alembic_version` on the opening connection (autocommit: a miss aborts nothing)."""
+        from pipeline.store.migrations import VERSION_SQL, is_current
+
+        try:
+            return is_current([str(row[0]) for row in conn.execute(VERSION_SQL)], branch)
+        except psycopg.errors.UndefinedTable:
+            return False
+
+    def _migrate_branch(self, branch: str, kwargs: dict[str, Any]) -> None:
+        """Alembic's revisions on one direct connection (in a transaction, not autocommit)."""
+        import sqlalchemy as sa  # SQLAlchemy only where a store is migrated by Alembic
+        from sqlalchemy.pool import NullPool
+
+        from pipeline.store.migrations import migrate
+
+        def connect() -> psycopg.Connection[Any]:
+            conn = psycopg.connect(self._conninfo, **{**kwargs, "autocommit": False})
+            _configure(conn)
+            conn.commit()  # SET TIME ZONE ran in a transaction of its own
+            return conn
+
+        engine = sa.create_engine("postgresql+psycopg://", creator=connect, poolclass=NullPool)
+        try:
+            migrate(engine, branch, where=self.url)
+        except StoreError as e:
+            raise StoreError(_scrubbed(e.reason, self._conninfo), SourceLocation(path=self.url)) from e
+        finally:
+            engine.dispose()
 
     def _ensure_schema(self, conn: psycopg.Connection[Any], schema: Schema) -> None:
         with conn.transaction():
@@ -236,7 +246,7 @@ class PostgresDatabase:
 class PostgresStore:
     """What every PostgreSQL store shares: its schema, opening by URL, and closing."""
 
-    schema: ClassVar[Schema]
+    schema: ClassVar[Schema | AlembicBranch]
 
     def __init__(self, url: str) -> None:
         self._db = PostgresDatabase(url, self.schema)

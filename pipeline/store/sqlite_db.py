@@ -12,7 +12,9 @@ Invariants:
   run while the pipeline writes and see the last committed state.
 - The schema is created on open, idempotently, and its version is kept per component in
   `schema_version`; an older file is migrated forward in one transaction, and a file written by a
-  newer govsoc is refused rather than misread.
+  newer govsoc is refused rather than misread. A store whose tables are declared in
+  `pipeline.store.schema` (the incident store) names its Alembic branch instead (`AlembicBranch`):
+  `pipeline.store.migrations.migrate` keeps those promises for it with Alembic's revisions.
 - Every `sqlite3` failure leaves here as a `StoreError` naming the file and what was being done.
 """
 
@@ -59,6 +61,13 @@ class Schema:
     migrations: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class AlembicBranch:
+    """The tables of one component kept by Alembic revisions (`pipeline/store/migrations/`), not a `Schema`."""
+
+    branch: str
+
+
 @dataclass(slots=True)
 class Where:
     """A conjunction of SQL conditions and their bound parameters, built up clause by clause."""
@@ -72,7 +81,7 @@ class Where:
 
     @property
     def sql(self) -> str:
-        return " AND ".join(self.clauses) if self.clauses else "1"
+        return " AND ".join(self.clauses) if self.clauses else "TRUE"  # SQLite >= 3.23 and PostgreSQL
 
 
 def scoped(scope: TenantScope, column: str = "tenant") -> Where:
@@ -129,7 +138,7 @@ def sqlite_file_or(url: str, fallback: Path) -> Path:
 class SqliteDatabase:
     """One SQLite file opened for one store: a locked writer and per-thread readers."""
 
-    def __init__(self, path: Path, schema: Schema) -> None:
+    def __init__(self, path: Path, schema: Schema | AlembicBranch) -> None:
         self.path = path
         self._write_lock = threading.Lock()
         self._readers_lock = threading.Lock()
@@ -142,7 +151,10 @@ class SqliteDatabase:
             raise self._error("create the directory", e) from e
         self._writer = self._connect(reader=False)
         try:
-            self._ensure_schema(schema)
+            if isinstance(schema, AlembicBranch):
+                self._migrate_branch(schema.branch)
+            else:
+                self._ensure_schema(schema)
         except BaseException:
             self._writer.close()
             raise
@@ -168,6 +180,25 @@ class SqliteDatabase:
         except sqlite3.Error as e:
             raise self._error("open", e) from e
         return conn
+
+    def _migrate_branch(self, branch: str) -> None:
+        """Alembic's revisions, after the writer made the file WAL (so they commit without a sync).
+
+        At head this is one read on the writer: no SQLAlchemy engine is made, Alembic is not imported.
+        """
+        from pipeline.store.migrations import VERSION_SQL, is_current, migrate, sqlite_engine
+
+        try:
+            versions = [row[0] for row in self._writer.execute(VERSION_SQL)]
+        except sqlite3.OperationalError:  # no such table (yet); `migrate` reports anything worse
+            versions = []
+        if is_current(versions, branch):
+            return
+        engine = sqlite_engine(self.path)
+        try:
+            migrate(engine, branch, where=str(self.path))
+        finally:
+            engine.dispose()
 
     def _ensure_schema(self, schema: Schema) -> None:
         with self.transaction(f"create the {schema.component} schema") as conn:
@@ -279,7 +310,7 @@ class SqliteStore:
     A store subclass sets `schema`; the tables of several stores may live in one file.
     """
 
-    schema: ClassVar[Schema]
+    schema: ClassVar[Schema | AlembicBranch]
 
     def __init__(self, path: Path) -> None:
         self._db = SqliteDatabase(path, self.schema)

@@ -9,331 +9,109 @@ Contract (as `pipeline.store.base`, plus what is particular to SQLite):
 - `save_incident` upserts the incident (every column from the record) and links the alert ids,
   in one transaction; with `expected_updated` it is a compare-and-set on the `updated` column.
   Entities are compared as canonical JSON, so key order never matters.
-- Schema version 2 adds lifecycle times and met clocks to incidents, and the tables
-  `incident_comments`, `incident_states` (state history) and `suppressions`; a version 1 file
-  is migrated on open.
+- The tables are `pipeline.store.schema`'s `incidents` branch, created and migrated on open by
+  Alembic's revisions (`pipeline.store.migrations`); a file from before them (its
+  `schema_version` row at 1 or 2) is checked against revision `incidents_0001` and adopted.
 - Reads are newest first: alerts by (time, id), incidents by (last_seen, id), audit by seq.
+- Rows, WHERE clauses and statements are `pipeline.store.schema`'s, shared with
+  `PostgresIncidentStore`; here times are microseconds since the epoch (`SQLITE`), and a set of
+  tenants or states is one JSON parameter read by `json_each`.
 - The audit trail is append-only in the database itself: triggers abort any UPDATE or DELETE.
-  Entry `seq` (from 1, no gaps) has `hash = sha256(prev_hash + canonical JSON of seq, ts, actor,
-  tenant, action, object_type, object_id, details)` where canonical JSON is
-  `json.dumps(sort_keys=True, separators=(",", ":"))`, `ts` is ISO 8601 with `Z`, and the first
-  `prev_hash` is 64 zeros. Appends run under `BEGIN IMMEDIATE`, so concurrent appends (threads or
-  processes) chain one after another. The chain shows a changed, removed or reordered entry;
-  removing the newest entries needs an anchor kept elsewhere (the last hash) to be seen.
+  The hash chain is the one `pipeline.store.schema` documents (`audit_hash`). Appends run under
+  `BEGIN IMMEDIATE`, so concurrent appends (threads or processes) chain one after another. The
+  chain shows a changed, removed or reordered entry; removing the newest entries needs an anchor
+  kept elsewhere (the last hash) to be seen.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from config.tenants import TenantScope
 from pipeline.errors import StoreError
-from pipeline.records import (
-    Alert,
-    AuditRecord,
-    DetectionKind,
-    Incident,
-    IncidentComment,
-    IncidentState,
-    Severity,
-    StateChange,
-    Suppression,
-    to_iso,
-    utc_now,
-)
-from pipeline.store.base import AlertQuery, AuditCheck, IncidentConflict, IncidentQuery, IncidentSort
-from pipeline.store.sqlite_db import (
-    Schema,
-    SqliteStore,
-    Where,
-    from_us,
-    json_list,
-    page,
+from pipeline.records import Alert, AuditRecord, Incident, IncidentComment, StateChange, Suppression, utc_now
+from pipeline.store.base import AlertQuery, AuditCheck, IncidentConflict, IncidentQuery
+from pipeline.store.schema import (
+    GENESIS_HASH,
+    INCIDENT_ORDER,
+    INCIDENTS,
+    OPEN_STATES,
+    Dialect,
+    IncidentSql,
+    alert_row,
+    alert_where,
+    audit_hash,
+    audit_row,
+    canonical_json,
+    chain_problem,
+    comment_row,
+    incident_row,
+    incident_where,
+    read_alert,
+    read_audit,
+    read_comment,
+    read_incident,
+    read_state_change,
+    read_suppression,
     scoped,
-    to_us,
+    state_change_row,
+    suppression_row,
 )
+from pipeline.store.sqlite_db import AlembicBranch, SqliteStore, from_us, json_list, page, to_us
 
-GENESIS_HASH = "0" * 64
-
-SCHEMA = Schema(
-    component="incidents",
-    version=2,
-    statements=(
-        """CREATE TABLE IF NOT EXISTS alerts (
-            id TEXT PRIMARY KEY, tenant TEXT NOT NULL, ts INTEGER NOT NULL, rule_id TEXT NOT NULL,
-            kind TEXT NOT NULL, severity INTEGER NOT NULL, doc TEXT NOT NULL)""",
-        "CREATE INDEX IF NOT EXISTS alerts_tenant_ts ON alerts (tenant, ts)",
-        "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts)",
-        """CREATE TABLE IF NOT EXISTS incidents (
-            id TEXT PRIMARY KEY, tenant TEXT NOT NULL, title TEXT NOT NULL, severity INTEGER NOT NULL,
-            state TEXT NOT NULL, rule_id TEXT NOT NULL, entity TEXT NOT NULL,
-            first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, alert_count INTEGER NOT NULL,
-            created INTEGER NOT NULL, updated INTEGER NOT NULL, tags TEXT NOT NULL,
-            assignee TEXT, asset_id TEXT)""",
-        "CREATE INDEX IF NOT EXISTS incidents_tenant_last_seen ON incidents (tenant, last_seen)",
-        "CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen)",
-        "CREATE INDEX IF NOT EXISTS incidents_grouping ON incidents (rule_id, entity, last_seen)",
-        """CREATE TABLE IF NOT EXISTS incident_alerts (
-            incident_id TEXT NOT NULL, alert_id TEXT NOT NULL, PRIMARY KEY (incident_id, alert_id))""",
-        "CREATE INDEX IF NOT EXISTS incident_alerts_alert ON incident_alerts (alert_id)",
-        """CREATE TABLE IF NOT EXISTS audit (
-            seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, actor TEXT NOT NULL, tenant TEXT NOT NULL,
-            action TEXT NOT NULL, object_type TEXT NOT NULL, object_id TEXT NOT NULL,
-            details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
-        "CREATE INDEX IF NOT EXISTS audit_object ON audit (object_id, seq)",
-        """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN
-            SELECT RAISE(ABORT, 'the audit trail is append-only: entries cannot be updated');
-        END""",
-        """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN
-            SELECT RAISE(ABORT, 'the audit trail is append-only: entries cannot be deleted');
-        END""",
-    ),
-    migrations={
-        # 2: lifecycle times and regulatory clocks on incidents; comments, state history, suppressions.
-        2: (
-            "ALTER TABLE incidents ADD COLUMN responded INTEGER",
-            "ALTER TABLE incidents ADD COLUMN resolved INTEGER",
-            "ALTER TABLE incidents ADD COLUMN reported INTEGER",
-            "ALTER TABLE incidents ADD COLUMN clocks_met TEXT NOT NULL DEFAULT '{}'",
-            """CREATE TABLE IF NOT EXISTS incident_comments (
-                id TEXT PRIMARY KEY, incident_id TEXT NOT NULL, tenant TEXT NOT NULL, author TEXT NOT NULL,
-                text TEXT NOT NULL, created INTEGER NOT NULL)""",
-            "CREATE INDEX IF NOT EXISTS incident_comments_incident ON incident_comments (incident_id, created)",
-            """CREATE TABLE IF NOT EXISTS incident_states (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL, tenant TEXT NOT NULL,
-                from_state TEXT NOT NULL, to_state TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL,
-                at INTEGER NOT NULL)""",
-            "CREATE INDEX IF NOT EXISTS incident_states_incident ON incident_states (incident_id, seq)",
-            """CREATE TABLE IF NOT EXISTS suppressions (
-                id TEXT PRIMARY KEY, tenant TEXT NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL,
-                created INTEGER NOT NULL, expires INTEGER, rule_id TEXT, entity TEXT NOT NULL)""",
-        ),
-    },
-)
-
-_ALERT_COLUMNS = "id, tenant, ts, rule_id, kind, severity, doc"
-_INCIDENT_COLUMNS = ("id", "tenant", "title", "severity", "state", "rule_id", "entity", "first_seen",
-                     "last_seen", "alert_count", "created", "updated", "tags", "assignee", "asset_id",
-                     "responded", "resolved", "reported", "clocks_met")
-_AUDIT_COLUMNS = "seq, ts, actor, tenant, action, object_type, object_id, details, prev_hash, hash"
-
-_INCIDENT_SELECT = f"SELECT {', '.join(_INCIDENT_COLUMNS)} FROM incidents"
-_UPSERT_INCIDENT = (
-    f"INSERT INTO incidents ({', '.join(_INCIDENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_INCIDENT_COLUMNS))}) "
-    "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _INCIDENT_COLUMNS[1:])
-)
-_OPEN_STATES = json_list([state.value for state in IncidentState if state.is_open])
+__all__ = ["GENESIS_HASH", "SQLITE", "SqliteIncidentStore", "audit_hash", "canonical_json"]
 
 
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, ASCII only, no NaN: equal values always give the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return to_iso(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def audit_hash(record: AuditRecord) -> str:
-    """The hash an entry must carry, given its `prev_hash` and contents (not its own `hash`)."""
-    payload = {
-        "seq": record.seq, "ts": to_iso(record.timestamp), "actor": record.actor, "tenant": record.tenant,
-        "action": record.action, "object_type": record.object_type, "object_id": record.object_id,
-        "details": record.details,
-    }
-    return hashlib.sha256((record.prev_hash + canonical_json(payload)).encode("utf-8")).hexdigest()
-
-
-def _alert_row(alert: Alert) -> tuple[str, str, int, str, str, int, str]:
-    doc = {"rule_title": alert.rule_title, "event_ids": list(alert.event_ids), "entity": dict(alert.entity),
-           "tags": list(alert.tags), "description": alert.description}
-    return (alert.id, alert.tenant, to_us(alert.timestamp, f"alert {alert.id}"), alert.rule_id,
-            alert.kind.value, int(alert.severity), orjson.dumps(doc).decode())
-
-
-def _alert(row: tuple[Any, ...]) -> Alert:
-    id_, tenant, ts, rule_id, kind, severity, doc_text = row
-    doc = orjson.loads(doc_text)
-    return Alert(id=id_, tenant=tenant, timestamp=from_us(ts), kind=DetectionKind(kind), rule_id=rule_id,
-                 rule_title=doc["rule_title"], severity=Severity(severity), event_ids=tuple(doc["event_ids"]),
-                 entity=doc["entity"], tags=tuple(doc["tags"]), description=doc["description"])
-
-
-def _incident_row(incident: Incident) -> tuple[Any, ...]:
-    what = f"incident {incident.id}"
-    return (incident.id, incident.tenant, incident.title, int(incident.severity), incident.state.value,
-            incident.rule_id, canonical_json(dict(incident.entity)), to_us(incident.first_seen, what),
-            to_us(incident.last_seen, what), incident.alert_count, to_us(incident.created, what),
-            to_us(incident.updated, what), json_list(incident.tags), incident.assignee, incident.asset_id,
-            _optional_us(incident.responded, what), _optional_us(incident.resolved, what),
-            _optional_us(incident.reported, what),
-            canonical_json({k: to_us(v, what) for k, v in incident.clocks_met.items()}))
-
-
-def _optional_us(ts: datetime | None, what: str) -> int | None:
-    return None if ts is None else to_us(ts, what)
-
-
-def _optional_time(us: int | None) -> datetime | None:
-    return None if us is None else from_us(us)
-
-
-def _incident(row: tuple[Any, ...]) -> Incident:
-    (id_, tenant, title, severity, state, rule_id, entity, first_seen, last_seen, alert_count, created,
-     updated, tags, assignee, asset_id, responded, resolved, reported, clocks_met) = row
-    return Incident(id=id_, tenant=tenant, title=title, severity=Severity(severity),
-                    state=IncidentState(state), rule_id=rule_id, entity=json.loads(entity),
-                    first_seen=from_us(first_seen), last_seen=from_us(last_seen), alert_count=alert_count,
-                    created=from_us(created), updated=from_us(updated), tags=tuple(json.loads(tags)),
-                    assignee=assignee, asset_id=asset_id, responded=_optional_time(responded),
-                    resolved=_optional_time(resolved), reported=_optional_time(reported),
-                    clocks_met={k: from_us(v) for k, v in json.loads(clocks_met).items()})
-
-
-_COMMENT_COLUMNS = "id, incident_id, tenant, author, text, created"
-_STATE_COLUMNS = "incident_id, tenant, from_state, to_state, actor, reason, at"
-_SUPPRESSION_COLUMNS = "id, tenant, reason, created_by, created, expires, rule_id, entity"
-
-
-def _comment(row: tuple[Any, ...]) -> IncidentComment:
-    id_, incident_id, tenant, author, text, created = row
-    return IncidentComment(id=id_, incident_id=incident_id, tenant=tenant, author=author, text=text,
-                           created=from_us(created))
-
-
-def _state_change(row: tuple[Any, ...]) -> StateChange:
-    incident_id, tenant, from_state, to_state, actor, reason, at = row
-    return StateChange(incident_id=incident_id, tenant=tenant, from_state=IncidentState(from_state),
-                       to_state=IncidentState(to_state), actor=actor, reason=reason, at=from_us(at))
-
-
-def _suppression_row(s: Suppression) -> tuple[Any, ...]:
-    what = f"suppression {s.id}"
-    return (s.id, s.tenant, s.reason, s.created_by, to_us(s.created, what), _optional_us(s.expires, what),
-            s.rule_id, canonical_json(dict(s.entity)))
-
-
-def _suppression(row: tuple[Any, ...]) -> Suppression:
-    id_, tenant, reason, created_by, created, expires, rule_id, entity = row
-    return Suppression(id=id_, tenant=tenant, reason=reason, created_by=created_by, created=from_us(created),
-                       expires=_optional_time(expires), rule_id=rule_id, entity=json.loads(entity))
-
-
-def _audit_record(row: tuple[Any, ...]) -> AuditRecord:
-    seq, ts, actor, tenant, action, object_type, object_id, details, prev_hash, hash_ = row
-    return AuditRecord(seq=seq, timestamp=from_us(ts), actor=actor, tenant=tenant, action=action,
-                       object_type=object_type, object_id=object_id, details=json.loads(details),
-                       prev_hash=prev_hash, hash=hash_)
-
-
-def _chain_problem(row: tuple[Any, ...], expected_seq: int, expected_prev: str) -> str | None:
-    """Why the stored entry `row` does not continue the chain, or None if it does."""
-    try:
-        record = _audit_record(row)
-    except (TypeError, ValueError, OverflowError) as e:
-        return f"the entry does not decode: {e}"
-    if record.seq != expected_seq:
-        return f"expected seq {expected_seq}, found {record.seq}: entries are missing or reordered"
-    if record.prev_hash != expected_prev:
-        return "prev_hash is not the hash of the entry before it"
-    if record.hash != audit_hash(record):
-        return "hash does not match the entry's contents"
-    return None
-
-
-def _alert_where(scope: TenantScope, query: AlertQuery) -> Where:
-    where = scoped(scope)
-    if query.start is not None:
-        where.add("ts >= ?", to_us(query.start, "start"))
-    if query.end is not None:
-        where.add("ts < ?", to_us(query.end, "end"))
-    if query.rule_id is not None:
-        where.add("rule_id = ?", query.rule_id)
-    if query.incident_id is not None:
-        where.add("id IN (SELECT alert_id FROM incident_alerts WHERE incident_id = ?)", query.incident_id)
-    return where
-
-
-def _incident_where(scope: TenantScope, query: IncidentQuery) -> Where:
-    where = scoped(scope)
-    if query.states is not None:
-        states = [IncidentState(state).value for state in query.states]
-        where.add("state IN (SELECT value FROM json_each(?))", json_list(states))
-    if query.min_severity is not None:
-        where.add("severity >= ?", int(query.min_severity))
-    if query.rule_id is not None:
-        where.add("rule_id = ?", query.rule_id)
-    if query.assignee is not None:
-        where.add("coalesce(assignee, '') = ?", query.assignee)
-    if query.within is not None and not query.within.is_all:
-        where.add("tenant IN (SELECT value FROM json_each(?))", json_list(sorted(query.within.tenant_ids)))
-    if query.since is not None:
-        where.add("last_seen >= ?", to_us(query.since, "since"))
-    if query.until is not None:
-        where.add("last_seen < ?", to_us(query.until, "until"))
-    return where
-
-
-_INCIDENT_ORDER = {  # constants only: the sort is an enum, never text from the caller
-    IncidentSort.LAST_SEEN: "last_seen DESC, id DESC",
-    IncidentSort.SEVERITY: "severity DESC, last_seen DESC, id DESC",
-    IncidentSort.CREATED: "created DESC, id DESC",
-    IncidentSort.OLDEST: "created ASC, id ASC",
-}
+SQLITE = Dialect(mark="?", time=to_us, read_time=from_us, clock=to_us, read_clock=from_us,
+                 any_of="{column} IN (SELECT value FROM json_each({mark}))", list_param=json_list)
+_SQL = IncidentSql.of(SQLITE)
+_OPEN_STATES = json_list(OPEN_STATES)
 
 
 class SqliteIncidentStore(SqliteStore):
     """Alerts, incidents and the audit chain in a SQLite file; safe to share between threads."""
 
-    schema = SCHEMA
+    schema = AlembicBranch(INCIDENTS)
 
     def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Store alerts whose id is new; returns exactly those, in input order."""
-        rows = [_alert_row(alert) for alert in alerts]
+        rows = [alert_row(alert, SQLITE) for alert in alerts]
         new: list[Alert] = []
         if not rows:
             return new
         with self._db.transaction("write alerts") as conn:
             for alert, row in zip(alerts, rows, strict=True):
-                cursor = conn.execute(f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                                      "ON CONFLICT (id) DO NOTHING", row)
-                if cursor.rowcount == 1:
+                if conn.execute(_SQL.insert_alert, row).rowcount == 1:
                     new.append(alert)
         return new
 
     def alerts(self, scope: TenantScope, query: AlertQuery) -> list[Alert]:
-        where = _alert_where(scope, query)
+        where = alert_where(scope, query, SQLITE)
         limit, offset = page(query.limit, query.offset)
-        rows = self._db.query("read alerts", f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where.sql} "
+        rows = self._db.query("read alerts", f"{_SQL.select_alerts} WHERE {where.sql} "
                               "ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?", [*where.params, limit, offset])
-        return [_alert(row) for row in rows]
+        return [read_alert(row, SQLITE) for row in rows]
 
     def count_alerts(self, scope: TenantScope, query: AlertQuery) -> int:
-        where = _alert_where(scope, query)
+        where = alert_where(scope, query, SQLITE)
         rows = self._db.query("count alerts", f"SELECT count(*) FROM alerts WHERE {where.sql}", where.params)
         return int(rows[0][0])
 
     def find_open_incident(self, scope: TenantScope, rule_id: str, entity: Mapping[str, str],
                            since: datetime) -> Incident | None:
         """The open incident of this rule and entity last seen at or after `since`; the newest if several."""
-        where = scoped(scope)
+        where = scoped(scope, SQLITE)
         where.add("rule_id = ?", rule_id)
         where.add("entity = ?", canonical_json(dict(entity)))
-        where.add("state IN (SELECT value FROM json_each(?))", _OPEN_STATES)
+        where.add(SQLITE.is_any("state"), _OPEN_STATES)
         where.add("last_seen >= ?", to_us(since, "since"))
-        rows = self._db.query("find an open incident", f"{_INCIDENT_SELECT} WHERE {where.sql} "
+        rows = self._db.query("find an open incident", f"{_SQL.select_incidents} WHERE {where.sql} "
                               "ORDER BY last_seen DESC, id DESC LIMIT 1", where.params)
-        return _incident(rows[0]) if rows else None
+        return read_incident(rows[0], SQLITE) if rows else None
 
     def save_incident(self, incident: Incident, alert_ids: Sequence[str], *,
                       expected_updated: datetime | None = None) -> None:
@@ -342,88 +120,81 @@ class SqliteIncidentStore(SqliteStore):
         `expected_updated` is checked under the write lock (`BEGIN IMMEDIATE`), so no other
         writer can slip in between the check and the write.
         """
-        row = _incident_row(incident)
+        row = incident_row(incident, SQLITE)
         expected = None if expected_updated is None else to_us(expected_updated, "expected_updated")
         with self._db.transaction(f"save incident {incident.id}") as conn:
             if expected is not None:
                 stored = conn.execute("SELECT updated FROM incidents WHERE id = ?", (incident.id,)).fetchone()
                 if stored is None or stored[0] != expected:
                     raise IncidentConflict(f"incident {incident.id} changed since it was read")
-            conn.execute(_UPSERT_INCIDENT, row)
-            conn.executemany("INSERT INTO incident_alerts (incident_id, alert_id) VALUES (?, ?) "
-                             "ON CONFLICT DO NOTHING", [(incident.id, alert_id) for alert_id in alert_ids])
+            conn.execute(_SQL.upsert_incident, row)
+            conn.executemany(_SQL.link_alert, [(incident.id, alert_id) for alert_id in alert_ids])
 
     def incident(self, scope: TenantScope, incident_id: str) -> Incident | None:
-        where = scoped(scope)
+        where = scoped(scope, SQLITE)
         where.add("id = ?", incident_id)
-        rows = self._db.query("read an incident", f"{_INCIDENT_SELECT} WHERE {where.sql}", where.params)
-        return _incident(rows[0]) if rows else None
+        rows = self._db.query("read an incident", f"{_SQL.select_incidents} WHERE {where.sql}", where.params)
+        return read_incident(rows[0], SQLITE) if rows else None
 
     def incidents(self, scope: TenantScope, query: IncidentQuery) -> list[Incident]:
-        where = _incident_where(scope, query)
+        where = incident_where(scope, query, SQLITE)
         limit, offset = page(query.limit, query.offset)
-        rows = self._db.query("read incidents", f"{_INCIDENT_SELECT} WHERE {where.sql} "
-                              f"ORDER BY {_INCIDENT_ORDER[query.sort]} LIMIT ? OFFSET ?",
+        rows = self._db.query("read incidents", f"{_SQL.select_incidents} WHERE {where.sql} "
+                              f"ORDER BY {INCIDENT_ORDER[query.sort]} LIMIT ? OFFSET ?",
                               [*where.params, limit, offset])
-        return [_incident(row) for row in rows]
+        return [read_incident(row, SQLITE) for row in rows]
 
     def count_incidents(self, scope: TenantScope, query: IncidentQuery) -> int:
-        where = _incident_where(scope, query)
+        where = incident_where(scope, query, SQLITE)
         rows = self._db.query("count incidents", f"SELECT count(*) FROM incidents WHERE {where.sql}",
                               where.params)
         return int(rows[0][0])
 
     def add_comment(self, comment: IncidentComment) -> None:
         """Store a comment; a comment id already stored keeps its first text."""
-        row = (comment.id, comment.incident_id, comment.tenant, comment.author, comment.text,
-               to_us(comment.created, f"comment {comment.id}"))
+        row = comment_row(comment, SQLITE)
         with self._db.transaction(f"comment on incident {comment.incident_id}") as conn:
-            conn.execute(f"INSERT INTO incident_comments ({_COMMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
-                         "ON CONFLICT (id) DO NOTHING", row)
+            conn.execute(_SQL.insert_comment, row)
 
     def comments(self, scope: TenantScope, incident_id: str, limit: int = 100) -> list[IncidentComment]:
         """Newest first."""
-        where = scoped(scope)
+        where = scoped(scope, SQLITE)
         where.add("incident_id = ?", incident_id)
         limit, _ = page(limit, 0)
-        rows = self._db.query("read comments", f"SELECT {_COMMENT_COLUMNS} FROM incident_comments "
-                              f"WHERE {where.sql} ORDER BY created DESC, id DESC LIMIT ?", [*where.params, limit])
-        return [_comment(row) for row in rows]
+        rows = self._db.query("read comments", f"{_SQL.select_comments} WHERE {where.sql} "
+                              "ORDER BY created DESC, id DESC LIMIT ?", [*where.params, limit])
+        return [read_comment(row, SQLITE) for row in rows]
 
     def record_state_change(self, change: StateChange) -> None:
         """Append one step to the incident's state history (kept in the order recorded)."""
-        row = (change.incident_id, change.tenant, change.from_state.value, change.to_state.value, change.actor,
-               change.reason, to_us(change.at, f"state change of {change.incident_id}"))
+        row = state_change_row(change, SQLITE)
         with self._db.transaction(f"record a state change of {change.incident_id}") as conn:
-            conn.execute(f"INSERT INTO incident_states ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            conn.execute(_SQL.insert_state, row)
 
     def state_history(self, scope: TenantScope, incident_id: str, limit: int = 100) -> list[StateChange]:
         """Newest first."""
-        where = scoped(scope)
+        where = scoped(scope, SQLITE)
         where.add("incident_id = ?", incident_id)
         limit, _ = page(limit, 0)
-        rows = self._db.query("read state history", f"SELECT {_STATE_COLUMNS} FROM incident_states "
-                              f"WHERE {where.sql} ORDER BY seq DESC LIMIT ?", [*where.params, limit])
-        return [_state_change(row) for row in rows]
+        rows = self._db.query("read state history", f"{_SQL.select_states} WHERE {where.sql} "
+                              "ORDER BY seq DESC LIMIT ?", [*where.params, limit])
+        return [read_state_change(row, SQLITE) for row in rows]
 
     def save_suppression(self, suppression: Suppression) -> None:
         """Upsert by id (changing the expiry of an exception is saving it again)."""
-        columns = _SUPPRESSION_COLUMNS.split(", ")
-        update = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
         with self._db.transaction(f"save suppression {suppression.id}") as conn:
-            conn.execute(f"INSERT INTO suppressions ({_SUPPRESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                         f"ON CONFLICT (id) DO UPDATE SET {update}", _suppression_row(suppression))
+            conn.execute(_SQL.upsert_suppression, suppression_row(suppression, SQLITE))
 
     def suppressions(self, scope: TenantScope, active_at: datetime | None = None,
                      limit: int = 1000) -> list[Suppression]:
         """Newest first; only those not expired at `active_at` when it is given."""
-        where = scoped(scope)
+        where = scoped(scope, SQLITE)
         if active_at is not None:
             where.add("(expires IS NULL OR expires > ?)", to_us(active_at, "active_at"))
         limit, _ = page(limit, 0)
-        rows = self._db.query("read suppressions", f"SELECT {_SUPPRESSION_COLUMNS} FROM suppressions "
-                              f"WHERE {where.sql} ORDER BY created DESC, id DESC LIMIT ?", [*where.params, limit])
-        return [_suppression(row) for row in rows]
+        rows = self._db.query("read suppressions", f"{_SQL.select_suppressions} WHERE {where.sql} "
+                              "ORDER BY created DESC, id DESC LIMIT ?", [*where.params, limit])
+        return [read_suppression(row, SQLITE) for row in rows]
 
     def append_audit(self, *, actor: str, tenant: str, action: str, object_type: str, object_id: str,
                      details: Mapping[str, Any]) -> AuditRecord:
@@ -439,31 +210,28 @@ class SqliteIncidentStore(SqliteStore):
                                  object_type=object_type, object_id=object_id, details=details,
                                  prev_hash=prev_hash, hash="")
             record = dataclasses.replace(record, hash=audit_hash(record))
-            conn.execute(f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (seq, to_us(record.timestamp), actor, tenant, action, object_type, object_id,
-                          canonical_json(details), prev_hash, record.hash))
+            conn.execute(_SQL.insert_audit, audit_row(record, SQLITE))
         return record
 
     def audit_trail(self, scope: TenantScope, object_id: str | None = None,
                     limit: int = 100) -> list[AuditRecord]:
         """Newest first, optionally of one object."""
-        where = scoped(scope)
+        where = scoped(scope, SQLITE)
         if object_id is not None:
             where.add("object_id = ?", object_id)
         limit, _ = page(limit, 0)
-        rows = self._db.query("read the audit trail", f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where.sql} "
+        rows = self._db.query("read the audit trail", f"{_SQL.select_audit} WHERE {where.sql} "
                               "ORDER BY seq DESC LIMIT ?", [*where.params, limit])
-        return [_audit_record(row) for row in rows]
+        return [read_audit(row, SQLITE) for row in rows]
 
     def verify_audit(self) -> AuditCheck:
         """Recompute the whole chain in one snapshot; reports the first entry that does not fit."""
         entries, expected_prev = 0, GENESIS_HASH
         first_bad: tuple[int, str] | None = None
-        rows = self._db.rows("verify the audit trail", f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq")
-        for row in rows:
+        for row in self._db.rows("verify the audit trail", f"{_SQL.select_audit} ORDER BY seq"):
             entries += 1
             if first_bad is None:
-                problem = _chain_problem(row, entries, expected_prev)
+                problem = chain_problem(row, entries, expected_prev, SQLITE)
                 if problem is not None:
                     first_bad = (row[0], problem)
                 # The next entry must chain to the hash as stored: a changed entry is reported
@@ -472,4 +240,3 @@ class SqliteIncidentStore(SqliteStore):
         if first_bad is None:
             return AuditCheck(ok=True, entries=entries)
         return AuditCheck(ok=False, entries=entries, first_bad_seq=first_bad[0], reason=first_bad[1])
-

@@ -1,7 +1,13 @@
-"""Retention on the search store: whole daily indices older than the kept days are deleted."""
+"""Retention on the search store: a lifecycle policy where the cluster has ILM or ISM, else whole
+daily indices older than the kept days deleted by name.
+
+Against osmem-server (no ILM, no ISM) the by-name branch and the probe run; the policy branch runs
+against a real cluster only (`RETENTION_CLUSTER_URL`), and its bodies are checked here."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +18,19 @@ from pipeline.errors import StoreError
 from pipeline.records import Event
 from pipeline.store.base import EventQuery
 from pipeline.store.elastic import ElasticEventStore
-from pipeline.store.elastic_retention import delete_expired, expired_indices
+from pipeline.store.elastic_mapping import IndexNames
+from pipeline.store.elastic_retention import (
+    ILM_PROBE,
+    ISM_PROBE,
+    RetentionMode,
+    RetentionReport,
+    apply_retention,
+    delete_expired,
+    expired_indices,
+    ilm_policy,
+    ism_policy,
+    lifecycle_api,
+)
 from tests.servers import search
 
 search_server = search.search_server
@@ -53,3 +71,56 @@ def test_delete_expired_removes_old_days_and_keeps_the_rest(store: ElasticEventS
 def test_only_the_stores_own_indices_can_be_deleted(store: ElasticEventStore) -> None:
     with pytest.raises(StoreError, match="refusing to delete"):
         store.delete_index("other-events-*")
+
+
+# --- the mechanism: asked of the cluster ---------------------------------------------------------
+
+def test_the_test_server_answers_neither_lifecycle_api_so_setup_deletes_by_name(store: ElasticEventStore) -> None:
+    """osmem-server has no ILM and no ISM (SERVERS.md): the branch that runs here."""
+    assert store.has_api("/")  # the probe tells an API the server has ...
+    assert not store.has_api(ILM_PROBE) and not store.has_api(ISM_PROBE)  # ... from ones it lacks
+    assert lifecycle_api(store) is RetentionMode.DELETE
+    store.write([_event(NOW - timedelta(days=d)) for d in (0, 10)])
+    report = apply_retention(store, 3, NOW, on_progress=lambda n: None)
+    assert report == RetentionReport(RetentionMode.DELETE, deleted=["retention-events-hanoi-2026.11.13"])
+    assert apply_retention(store, 3, NOW, on_progress=lambda n: None).deleted == []  # idempotent
+
+
+def test_index_settings_reach_the_template_and_every_existing_index(store: ElasticEventStore,
+                                                                   search_server: search.SearchServer) -> None:
+    """The ILM branch's attach step (`set_event_index_settings`), with a setting every server takes."""
+    store.write([_event(NOW)])
+    store.set_event_index_settings({"index.refresh_interval": "7s"})
+    template = search_server.request("GET", "/_index_template/retention-events")
+    assert template["index_templates"][0]["index_template"]["template"]["settings"]["index"]["refresh_interval"] == "7s"
+    settings = search_server.request("GET", "/retention-events-hanoi-2026.11.23/_settings")
+    assert settings["retention-events-hanoi-2026.11.23"]["settings"]["index"]["refresh_interval"] == "7s"
+
+
+def test_the_policies_delete_a_day_when_the_name_based_deletion_would() -> None:
+    ilm = ilm_policy(30)["policy"]["phases"]
+    assert ilm["delete"] == {"min_age": "31d", "actions": {"delete": {}}}  # from the day's start: its end + 30 d
+    ism = ism_policy(30, "g-events-*")["policy"]
+    assert ism["states"][0]["transitions"] == [{"state_name": "delete", "conditions": {"min_index_age": "31d"}}]
+    assert ism["ism_template"] == [{"index_patterns": ["g-events-*"], "priority": 100}]
+    # ILM parses the origination date from names matching `^.*-{yyyy.MM.dd}(-digits)?$`
+    # (elastic/elasticsearch#46755): ours do, so a backfilled index ages from its day, not its creation.
+    assert re.fullmatch(r".*-\d{4}\.\d{2}\.\d{2}(-\d+)?", str(IndexNames("g").events("hanoi", NOW)))
+
+
+CLUSTER = os.environ.get("RETENTION_CLUSTER_URL")  # an Elasticsearch or OpenSearch with ILM or ISM
+
+
+@pytest.mark.skipif(CLUSTER is None, reason="the test servers have no ILM/ISM: set RETENTION_CLUSTER_URL to a "
+                                            "real cluster (elasticsearch://… or opensearch://…?prefix=…)")
+def test_a_cluster_with_a_lifecycle_api_gets_the_policy_idempotently() -> None:
+    opened = ElasticEventStore.from_url(str(CLUSTER))
+    try:
+        report = apply_retention(opened, 30, NOW, on_progress=lambda n: None)
+        assert report.mode in (RetentionMode.ILM, RetentionMode.ISM) and report.deleted == []
+        path = f"/_ilm/policy/{report.policy}" if report.mode is RetentionMode.ILM else \
+            f"/_plugins/_ism/policies/{report.policy}"
+        assert opened.cluster_request("read the policy", "GET", path) is not None
+        assert apply_retention(opened, 30, NOW, on_progress=lambda n: None) == report
+    finally:
+        opened.close()

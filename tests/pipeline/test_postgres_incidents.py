@@ -20,7 +20,7 @@ import pytest
 from pipeline.errors import StoreError
 from pipeline.store.base import IncidentConflict, IncidentQuery
 from pipeline.store.postgres_db import POOL_MAX_SIZE, PostgresDatabase
-from pipeline.store.postgres_incidents import SCHEMA, PostgresIncidentStore
+from pipeline.store.postgres_incidents import PostgresIncidentStore
 from pipeline.store.registry import open_event_store, open_incident_store
 from pipeline.store.sqlite_db import Schema
 from tests.pipeline.contracts.test_incident_store import EVERYTHING, T0, append, make_alert, make_incident
@@ -146,13 +146,15 @@ def version_of(url: str, component: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def test_schema_version_is_recorded_and_newer_is_refused(open_store: Callable[[], PostgresIncidentStore],
-                                                          postgres_database: str) -> None:
+def test_revision_is_recorded_and_newer_is_refused(open_store: Callable[[], PostgresIncidentStore],
+                                                   postgres_database: str) -> None:
+    """Alembic's revision, beside the pre-Alembic marker (tests/pipeline/test_migrations.py has the rest)."""
     open_store().close()
-    assert version_of(postgres_database, "incidents") == SCHEMA.version == 1
     with psycopg.connect(postgres_database, autocommit=True) as conn:
-        conn.execute("UPDATE schema_version SET version = 7 WHERE component = 'incidents'")
-    with pytest.raises(StoreError, match="schema version 7, this govsoc reads version 1") as caught:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("incidents_0001",)]
+        conn.execute("UPDATE alembic_version SET version_num = 'incidents_0007'")
+    assert version_of(postgres_database, "incidents") == 1
+    with pytest.raises(StoreError, match="revision incidents_0007, which this govsoc does not know") as caught:
         open_store()
     assert postgres_database in str(caught.value)  # no password here, so shown whole
 

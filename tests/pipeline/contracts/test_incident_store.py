@@ -27,7 +27,6 @@ from pipeline.records import (
     to_iso,
 )
 from pipeline.store.base import AlertQuery, IncidentConflict, IncidentQuery, IncidentSort, IncidentStore
-from pipeline.store.registry import open_incident_store
 
 if TYPE_CHECKING:
     from tests.pipeline.contracts.conftest import StoreHarness
@@ -376,36 +375,6 @@ def test_suppressions_upsert_expire_and_stay_in_scope(incident_store: IncidentSt
     incident_store.save_suppression(extended)
     assert extended in incident_store.suppressions(PROVINCE_A, active_at=T0 + timedelta(minutes=10))
     assert len(incident_store.suppressions(EVERYTHING)) == 3
-
-
-def test_a_version_1_file_is_migrated_and_keeps_its_data(harness: StoreHarness) -> None:
-    """SQLite only: a file written by the first schema opens, gains the new tables, keeps its rows."""
-    import sqlite3
-
-    from pipeline.store.sqlite_incidents import SCHEMA
-
-    path = getattr(harness, "path", None)
-    if path is None:
-        pytest.skip("the migration is SQLite's")
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-    for statement in SCHEMA.statements:
-        conn.execute(statement)
-    conn.execute("INSERT INTO schema_version VALUES ('incidents', 1)")
-    conn.execute("INSERT INTO incidents VALUES ('inc-old', 'province-a', 't', 3, 'new', 'r', '{}', 0, 0, 1, 0, 0, "
-                 "'[]', NULL, NULL)")
-    conn.close()
-    store = open_incident_store(harness.url)
-    try:
-        old = store.incident(EVERYTHING, "inc-old")
-        assert old is not None and (old.responded, dict(old.clocks_met)) == (None, {})
-        store.add_comment(make_comment(1, incident_id="inc-old"))
-        assert len(store.comments(EVERYTHING, "inc-old")) == 1
-    finally:
-        store.close()
-    conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version WHERE component = 'incidents'").fetchone() == (2,)
-    conn.close()
 
 
 def test_save_incident_compare_and_set(incident_store: IncidentStore) -> None:
