@@ -292,8 +292,8 @@ def _add_drift(settings: Settings, registry: ModelRegistry, rows: list[dict[str,
             for row in (r for r in rows if r["tenant"] == tenant and r["status"] == "ok"):
                 kind = EntityKind(row["kind"])
                 model = registry.load(tenant, kind)
-                values = [r.values for r in found.rows if r.kind is kind]
-                if model is None or not values:
+                values = found.matrix(kind)
+                if model is None or len(values) == 0:
                     row["drift"] = "no recent windows"
                     continue
                 shifts = drift(np.array(values, dtype=np.float64), FEATURE_NAMES[kind], model.baseline)

@@ -2,15 +2,18 @@
 
 Modules, in flow order:
 - config: `MlConfig`, windows, registry checks, retraining period and window, the model choice.
+- fields: reading ECS fields off events without raising; DNS name helpers; the asset enrichment set.
+- windows: one entity's open window as running sums and distinct values (never its events), with its JSON form.
 - features: ECS events -> per-entity window rows (auth, flow, DNS), one pipeline for training and scoring.
 - models: rows -> fitted detector (IsolationForest by default), scaler, threshold from a target alert
   rate; skops files with a checksum, format version and feature-name check (`ModelError`, `ColdStart`).
 - explain: a row and its model's baseline -> the features that departed most (`Reason`); drift per feature.
-- registry: `ModelRegistry`, the current model per tenant and kind on disk, atomic saves, a revision.
+- registry: `ModelRegistry`, the current model per tenant and kind on disk, atomic saves, a revision;
+  `SharedRegistry` loads each revision once for all the feeds of a process.
 - score: `MlDetector`, events in, `Alert`s of kind ML out, with reasons and severity from the margin.
 - training: from the event store to the registry, `retrain_due` for scheduled retraining.
 - feed: `MlFeed`, online scoring in the detect step, models reloaded when the registry changes,
-  time-driven flush, cold start and drift per feature in `status()`.
+  time-driven flush, cold start and drift per feature in `status()`, `snapshot()` / `restore()` for checkpoints.
 - nslkdd: the NSL-KDD benchmark's CSVs -> labelled matrices (evaluation only).
 """
 
@@ -28,7 +31,7 @@ from detections.ml.features import (
     shannon_entropy,
     split_domain,
 )
-from detections.ml.feed import KindStatus, MlFeed
+from detections.ml.feed import SNAPSHOT_VERSION, KindStatus, MlFeed, MlStateError
 from detections.ml.models import (
     DETECTORS,
     SCALERS,
@@ -42,9 +45,10 @@ from detections.ml.models import (
     model_path,
     save_model,
     train_kinds,
+    train_matrices,
     train_model,
 )
-from detections.ml.registry import Loaded, ModelRegistry, trained_at
+from detections.ml.registry import Loaded, ModelRegistry, SharedRegistry, trained_at
 from detections.ml.score import Finding, MlDetector, load_current_models, rule_id_for, severity_for
 from detections.ml.training import (
     RetrainResult,
@@ -62,6 +66,7 @@ __all__ = [
     "ENTITY_FIELDS",
     "FEATURE_NAMES",
     "SCALERS",
+    "SNAPSHOT_VERSION",
     "TRAINING_LIMITS",
     "AnomalyModel",
     "Baseline",
@@ -75,8 +80,10 @@ __all__ = [
     "MlConfig",
     "MlDetector",
     "MlFeed",
+    "MlStateError",
     "ModelError",
     "ModelRegistry",
+    "SharedRegistry",
     "ModelSpec",
     "Reason",
     "RetrainResult",
@@ -103,6 +110,7 @@ __all__ = [
     "train_and_save",
     "train_from_store",
     "train_kinds",
+    "train_matrices",
     "train_model",
     "trained_at",
 ]

@@ -20,6 +20,17 @@ Contract:
   windows, history), and `drift_rows` recent rows per (tenant, kind) with a model, for `drift`.
 - Drift per feature: how far the median of the recent windows moved from the model's baseline
   median, in baseline spreads (explain.drift); a main feature above ~1 says the model is stale.
+- Flushed alerts carry the asset (`asset_id`, `security_level`) of the window's latest enriched
+  event, as event-driven ones do: the window keeps it (features.FeatureRow), since a clock flush has
+  no batch of events to look it up in.
+- Checkpoints (scale-out: a partition's new owner continues its windows): `snapshot()` is plain
+  JSON values, versioned (`SNAPSHOT_VERSION`), holding the featurizer's open windows as running sums,
+  distinct values, first event ids, last time and asset (no events), its destination history and
+  per-tenant watermarks, and the status counters. `restore(snapshot)` on a fresh feed with the
+  same window width and tenants continues exactly: the same events then raise the same alerts as one
+  uninterrupted feed. Models are not in it (the registry has them); nor are the recent rows kept
+  for `drift` (they refill). A snapshot from another version or window width is refused with
+  `MlStateError` naming the field, and the feed is left as it was.
 - Not thread-safe: one feed per detect worker (events are keyed by entity, so an entity's events
   reach one worker in order).
 """
@@ -28,14 +39,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import structlog
 
+from config.errors import GovsocError
 from detections.ml.config import MlConfig
 from detections.ml.explain import Drift, drift
 from detections.ml.features import FEATURE_NAMES, EntityKind, FeatureRow, WindowFeaturizer
@@ -47,6 +59,12 @@ from pipeline.records import Alert, Event
 log = structlog.get_logger(__name__)
 
 State = Literal["scoring", "cold start", "refused"]
+SNAPSHOT_VERSION = 1
+"""Of `MlFeed.snapshot()`'s format; `restore` refuses any other."""
+
+
+class MlStateError(GovsocError):
+    """A feed snapshot that cannot be restored (version, window width, or a malformed field)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +198,31 @@ class MlFeed:
         if key in self._refused:
             detail += f"; a newer file was refused, still scoring with this one: {self._refused[key]}"
         return KindStatus(tenant, kind, "scoring", detail, windows, alerts, self.drift(tenant, kind))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The feed's state as plain JSON values (see the module: what is in it and what is not)."""
+        counts = [[tenant, kind.value, self._windows.get((tenant, kind), 0), self._alerts.get((tenant, kind), 0)]
+                  for tenant, kind in sorted(set(self._windows) | set(self._alerts))]
+        return {"version": SNAPSHOT_VERSION, "featurizer": self.featurizer.snapshot(), "counts": counts}
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Continue from `snapshot`; raises `MlStateError` naming the field at fault (nothing changed then)."""
+        if not isinstance(snapshot, Mapping) or snapshot.get("version") != SNAPSHOT_VERSION:
+            found = snapshot.get("version") if isinstance(snapshot, Mapping) else type(snapshot).__name__
+            raise MlStateError(f"ml feed snapshot: version {found!r}, this govsoc reads {SNAPSHOT_VERSION}")
+        windows: dict[Key, int] = {}
+        alerts: dict[Key, int] = {}
+        try:
+            for tenant, kind, seen, raised in snapshot["counts"]:
+                key = (str(tenant), EntityKind(kind))
+                windows[key], alerts[key] = int(seen), int(raised)
+        except (KeyError, TypeError, ValueError) as e:
+            raise MlStateError(f"ml feed snapshot: counts: expected [[tenant, kind, windows, alerts], ...]: {e}") from e
+        featurizer = snapshot.get("featurizer")
+        if not isinstance(featurizer, Mapping):
+            raise MlStateError("ml feed snapshot: featurizer: missing")
+        try:
+            self.featurizer.restore(featurizer)
+        except ValueError as e:
+            raise MlStateError(f"ml feed snapshot: featurizer.{e}") from e
+        self._windows, self._alerts = windows, alerts

@@ -100,6 +100,27 @@ class ModelRegistry:
         return max(known, default=None)
 
 
+class SharedRegistry(ModelRegistry):
+    """A registry whose `load_current` reads each revision of the files once for the process.
+
+    A scale-out detect worker runs one `MlFeed` per partition it owns (each checkpointed with its
+    partition); they all score with the same models, so each revision is loaded (and held in
+    memory) once, not once per partition. Feeds copy the dicts of the shared `Loaded` and never
+    change the models, so sharing them is safe."""
+
+    def __init__(self, models_dir: Path) -> None:
+        super().__init__(models_dir)
+        self._cached: tuple[object, Loaded] | None = None
+
+    def load_current(self, tenants: Iterable[str]) -> Loaded:
+        key = (self.revision(), tuple(sorted(set(tenants))))
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        loaded = super().load_current(key[1])
+        self._cached = (key, loaded)
+        return loaded
+
+
 def trained_at(model: AnomalyModel) -> datetime | None:
     """The model's `info["trained_at"]` as an aware datetime, None when missing or unreadable."""
     value = model.info.get("trained_at")

@@ -135,5 +135,7 @@ class MlDetector:
             event_ids=row.event_ids[: self.max_event_ids],
             entity=entity,
             description=description,
+            asset_id=row.asset_id,  # kept by the window: a clock-flushed alert has no batch to look it up in
+            security_level=row.security_level,
         )
         return Finding(alert, row, score, model.baseline.threshold, reasons)

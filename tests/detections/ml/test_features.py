@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from detections.ml.features import (
     shannon_entropy,
     split_domain,
 )
-from tests.detections.ml.factory import DAY1, WINDOW, auth, dns, flow, make
+from tests.detections.ml.factory import DAY1, WINDOW, auth, dns, flow, make, normal_day, scan, spray, tunnel
 
 
 def rows_of(events: list[Any], **kwargs: Any) -> list[FeatureRow]:
@@ -192,3 +193,40 @@ def test_a_flooded_window_is_closed_early_and_rows_keep_few_ids() -> None:
     held = WindowFeaturizer(window=WINDOW, limits=WindowLimits(max_held_events=4))
     held.add([auth(DAY1, i, f"10.0.0.{i}", "u", "failure") for i in range(5)])
     assert held.held_events <= 4
+
+
+def test_a_snapshot_restored_anywhere_gives_the_rows_of_one_pass() -> None:
+    """Cuts inside windows of every kind (a scan, a tunnel, a spray in flight), JSON in between."""
+    day = DAY1 + timedelta(days=1)
+    events = sorted(normal_day(DAY1, seed=1) + normal_day(day, seed=2) + scan(day + timedelta(hours=3))
+                    + tunnel(day + timedelta(hours=3, minutes=1)) + spray(day + timedelta(hours=3, minutes=2)),
+                    key=lambda e: e.timestamp)
+    whole = WindowFeaturizer(window=WINDOW, timezone="Asia/Ho_Chi_Minh")
+    expected = whole.add(events) + whole.flush()
+    cuts = [i for i, e in enumerate(events) if e.timestamp >= day + timedelta(hours=3, minutes=2, seconds=30)][:1]
+    for cut in [len(events) // 3, *cuts]:
+        first = WindowFeaturizer(window=WINDOW, timezone="Asia/Ho_Chi_Minh")
+        rows = first.add(events[:cut])
+        snapshot = json.loads(json.dumps(first.snapshot()))  # plain JSON values only
+        assert len(snapshot["open"]) == first.open_windows > 0
+        assert "organization" not in json.dumps(snapshot)  # no whole event in it
+        second = WindowFeaturizer(window=WINDOW, timezone="Asia/Ho_Chi_Minh")
+        second.restore(snapshot)
+        assert second.held_events == first.held_events
+        rows += second.add(events[cut:]) + second.flush()
+        assert rows == expected
+
+
+def test_a_snapshot_of_other_windows_or_a_malformed_one_is_refused_and_changes_nothing() -> None:
+    featurizer = WindowFeaturizer(window=WINDOW)
+    featurizer.add([flow(DAY1, 0, "10.0.0.1", "10.9.0.1", 80)])
+    snapshot = featurizer.snapshot()
+    other = WindowFeaturizer(window=timedelta(minutes=10))
+    with pytest.raises(ValueError, match=r"window_s: the snapshot has 300.0 s windows, this featurizer 600 s"):
+        other.restore(snapshot)
+    broken = json.loads(json.dumps(snapshot))
+    broken["open"][0]["state"][2] = ["many"]
+    fresh = WindowFeaturizer(window=WINDOW)
+    with pytest.raises(ValueError, match=r"open\[0\]: flow sums: expected 3 numbers"):
+        fresh.restore(broken)
+    assert fresh.open_windows == 0

@@ -1,27 +1,40 @@
 """MlFeed, online: cold start, reload when the registry changes (at most every check), the clock's
-flush for a quiet tenant, bounded windows, drift per feature, a refused file, and the detect step."""
+flush for a quiet tenant (with the window's asset), bounded windows, drift per feature, a refused
+file, snapshot and restore for checkpoints, and the detect step."""
 
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from config.settings import AssetConfig, TenantConfig, TenantKind
+from config.tenants import TenantTree
 from detections.intel import IntelFeed
-from detections.ml import EntityKind, MlConfig, MlFeed, ModelRegistry, collect, train_and_save
+from detections.ml import EntityKind, MlConfig, MlFeed, MlStateError, ModelRegistry, collect, train_and_save
 from detections.sigma.load import RuleSet
 from detections.sigma.match import SigmaEngine
 from detections.stream import DetectStep
 from pipeline.bus import Bus, Message, topics
 from pipeline.bus.memory import MemoryBus
+from pipeline.enrich import Enricher
 from pipeline.records import Alert, DetectionKind, Event
-from tests.detections.ml.factory import DAY1, DAY2, TENANT, normal_day, scan, tunnel
+from tests.detections.ml.factory import DAY1, DAY2, TENANT, normal_day, scan, spray, tunnel
 
 ATTACK_AT = DAY2 + timedelta(hours=10, minutes=1)
 TRAINED_AT = DAY2
+ENRICHER = Enricher(TenantTree.from_config([
+    TenantConfig(id="national", name="N", kind=TenantKind.NATIONAL),
+    TenantConfig(id=TENANT, name="HN", parent="national", assets=(
+        AssetConfig(id="ws-05", name="Workstation 5", kind="workstation", addresses=("10.0.0.5",), security_level=3),
+        AssetConfig(id="dns-clients", name="Office LAN", kind="network", addresses=("10.0.1.0/24",),
+                    security_level=4))),
+]))
+"""The real enricher: 10.0.0.5 (the scanner) and the DNS clients are assets of the tenant."""
 
 
 class Clock:
@@ -207,3 +220,95 @@ def test_the_detect_step_publishes_the_feeds_alerts(trained_dir: Path, day2: lis
     published = [Alert.from_json(m.value) for m in bus.consumer([topics.ALERTS], "check").poll(1000)]
     assert {a.id for a in published} == {a.id for a in raised}
     assert any(a.rule_id == "ml.flow_source" and a.entity == {"source.ip": "10.0.0.5"} for a in published)
+
+
+def test_flushed_alerts_carry_the_asset_of_the_windows_events(trained_dir: Path) -> None:
+    feed = feed_of(trained_dir)
+    assert feed.process([ENRICHER.enrich(e) for e in tunnel(ATTACK_AT)]) == []
+    [flushed] = feed.flush(ATTACK_AT + timedelta(minutes=10))  # no batch of events to look the asset up in
+    assert (flushed.rule_id, flushed.asset_id, flushed.security_level) == ("ml.dns_client", "dns-clients", 4)
+    later = tunnel(ATTACK_AT + timedelta(minutes=9))[:1]  # closes the scan's window: event-driven
+    scanned = feed.process([ENRICHER.enrich(e) for e in scan(ATTACK_AT) + later])
+    assert [(a.rule_id, a.asset_id, a.security_level) for a in scanned] == [("ml.flow_source", "ws-05", 3)]
+    unenriched = feed_of(trained_dir)
+    unenriched.process(tunnel(ATTACK_AT))
+    assert [(a.asset_id, a.security_level) for a in unenriched.flush(ATTACK_AT + timedelta(minutes=10))] == [
+        (None, None)]
+
+
+def test_a_restored_snapshot_raises_the_alerts_of_one_uninterrupted_feed(trained_dir: Path,
+                                                                           day2: list[Event]) -> None:
+    attacks = scan(ATTACK_AT) + tunnel(ATTACK_AT + timedelta(minutes=1)) + spray(ATTACK_AT + timedelta(minutes=2))
+    events = [ENRICHER.enrich(e) for e in sorted(day2 + attacks, key=lambda e: e.timestamp)]
+    end = DAY2 + timedelta(days=1, hours=1)
+    whole = feed_of(trained_dir)
+    expected = whole.process(events) + whole.flush(end)
+    assert {a.rule_id for a in expected} >= {"ml.flow_source", "ml.dns_client"}
+    assert any(a.asset_id == "ws-05" for a in expected)
+    for cut in (ATTACK_AT + timedelta(minutes=2, seconds=30), DAY2 + timedelta(hours=17, seconds=90)):
+        first = feed_of(trained_dir)
+        alerts = first.process(upto(events, cut))
+        text = json.dumps(first.snapshot())  # JSON as it is: str, int, float, list, dict only
+        assert first.featurizer.open_windows > 0 and "organization" not in text  # windows, not events
+        second = feed_of(trained_dir)
+        second.restore(json.loads(text))
+        alerts += second.process([e for e in events if e.timestamp >= cut]) + second.flush(end)
+        assert [a.to_json() for a in alerts] == [a.to_json() for a in expected]
+        assert [(s.windows, s.alerts) for s in second.status()] == [(s.windows, s.alerts) for s in whole.status()]
+
+
+def test_a_snapshot_of_another_version_or_a_broken_one_is_refused_with_the_field(trained_dir: Path) -> None:
+    feed = feed_of(trained_dir)
+    feed.process(scan(ATTACK_AT, targets=20))
+    snapshot = feed.snapshot()
+    fresh = feed_of(trained_dir)
+    with pytest.raises(MlStateError, match="version 99, this govsoc reads 1"):
+        fresh.restore({**snapshot, "version": 99})
+    broken = json.loads(json.dumps(snapshot))
+    broken["featurizer"]["open"][0]["event_ids"] = "abc"
+    with pytest.raises(MlStateError, match=r"featurizer.open\[0\]: event_ids: expected a list of strings"):
+        fresh.restore(broken)
+    assert fresh.featurizer.open_windows == 0
+
+
+def test_a_partition_taken_over_mid_day_raises_the_ml_alerts_of_one_uninterrupted_feed(
+        trained_dir: Path, day2: list[Event]) -> None:
+    """Scale-out: each partition of a detect worker has its ML feed, checkpointed with its Sigma
+    state (api/wiring/detect_state.py). A worker dies after the attack began; the partition's new
+    owner restores the open windows from the checkpoint and, with the clock's tick, raises what
+    one feed over the whole day raises. The feeds share the models (`SharedRegistry`)."""
+    from api.wiring.detect_state import PartitionedDetect
+    from detections.ml import SharedRegistry
+    from pipeline.bus.checkpoints import MemoryCheckpoints
+
+    attacks = scan(ATTACK_AT) + tunnel(ATTACK_AT + timedelta(minutes=1)) + spray(ATTACK_AT + timedelta(minutes=2))
+    events = [ENRICHER.enrich(e) for e in sorted(day2 + attacks, key=lambda e: e.timestamp)]
+    end = DAY2 + timedelta(days=1, hours=1)
+    whole = feed_of(trained_dir)
+    expected = whole.process(events) + whole.flush(end)
+    messages = [Message(topics.EVENTS, 0, n, TENANT, e.to_json()) for n, e in enumerate(events)]
+    cut = len(upto(events, ATTACK_AT + timedelta(minutes=2, seconds=30)))
+    bus, checkpoints, registry = MemoryBus(), MemoryCheckpoints(), SharedRegistry(trained_dir)
+    ruleset = RuleSet()
+
+    def worker() -> PartitionedDetect:
+        return PartitionedDetect(lambda: SigmaEngine(ruleset), lambda e, ml: DetectStep(e, bus, ml=ml), checkpoints,
+                                 "detect", b"k" * 32, make_ml=lambda: MlFeed(registry, [TENANT, "danang"], MlConfig()))
+
+    dying = worker()
+    for start in range(0, cut, 500):
+        dying(messages[start:min(start + 500, cut)])
+    successor = worker()
+    for start in range(cut, len(messages), 500):
+        successor(messages[start:start + 500])
+    successor.tick(end, owned={(topics.EVENTS, 0)})
+    assert successor.restored == 1 and successor.ml_refused == 0
+    raised = [Alert.from_json(m.value) for m in bus.consumer([topics.ALERTS], "check").poll(100_000)]
+    ml = sorted((a for a in raised if a.kind == DetectionKind.ML), key=lambda a: a.id)
+    assert [a.to_json() for a in ml] == [a.to_json() for a in sorted(expected, key=lambda a: a.id)]
+    feeds = [successor._parts[(topics.EVENTS, 0)].ml, MlFeed(registry, [TENANT, "danang"], MlConfig())]
+    for feed in feeds:
+        assert feed is not None
+        feed.refresh()
+    first, second = (f.models for f in feeds if f is not None)
+    assert first and all(first[key] is second[key] for key in first)  # loaded once, shared
