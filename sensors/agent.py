@@ -227,21 +227,34 @@ class Agent:
                                    timezone=config.timezone) if listeners else None
         self._stop = threading.Event()
         self.lines_read = 0
+        self.dead_letters = 0  # spooled by this process: the heartbeat's `counts["dead_letters"]`
 
     def spool_records(self, records: list[Event | DeadLetter]) -> None:
         """Append and commit: once this returns the records survive a crash of the process."""
-        for record in records:
-            kind = RecordKind.EVENT if isinstance(record, Event) else RecordKind.DEAD_LETTER
-            self.spool.append(kind, record.tenant, record.to_json())
+        self.spool.append_many([self._spooled(record) for record in records])
         self.spool.commit()
 
+    def _spooled(self, record: Event | DeadLetter) -> tuple[RecordKind, str | None, bytes]:
+        """A record as the spool keeps it: kind, key (the tenant) and JSON."""
+        if isinstance(record, Event):
+            return RecordKind.EVENT, record.tenant, record.to_json()
+        self.dead_letters += 1
+        return RecordKind.DEAD_LETTER, record.tenant, record.to_json()
+
     def tail_once(self) -> int:
-        """Read, parse and spool one batch from every file input; returns lines read."""
+        """Read, parse and spool one batch from every file input; returns lines read.
+
+        Each line goes to JSON as soon as it is parsed, so a batch holds bytes rather than
+        thousands of live documents: the allocator reuses what the last line freed and the
+        cycle collector has little to walk (bench/sensor.py: a third of the CPU otherwise).
+        """
         total = 0
         for file_input in self.files:
             lines = file_input.tailer.poll(self.config.batch_size)
             if lines:
-                self.spool_records([file_input.convert(line) for line in lines])
+                convert, spooled = file_input.convert, self._spooled
+                self.spool.append_many([spooled(convert(line)) for line in lines])
+                self.spool.commit()
             file_input.tailer.save()  # after the spool commit: a crash re-reads, never skips
             total += len(lines)
         self.lines_read += total
@@ -258,6 +271,7 @@ class Agent:
             dropped={"spool_full": self.spool.metrics.dropped_records, "torn": self.spool.metrics.torn_records,
                      "udp_kernel": self.syslog.udp_kernel_drops() if self.syslog else 0},
             counts={"lines_read": self.lines_read, "shipped": self.shipper.metrics.shipped_records,
+                    "dead_letters": self.dead_letters,
                     "syslog_received": syslog.received if syslog else 0,
                     "syslog_parse_failures": syslog.parse_failures if syslog else 0})
 

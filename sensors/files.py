@@ -39,6 +39,7 @@ import structlog
 from config.errors import ConfigError
 from pipeline import ecs
 from pipeline.errors import ParseError
+from pipeline.ids import IdPrefix
 from pipeline.records import DeadLetter, Event, set_path
 from sensors.parsers import PARSERS, LineContext, LineParser
 
@@ -115,13 +116,25 @@ class _Line:
 
 @dataclass(frozen=True, slots=True)
 class _LineConverter:
-    """Turns one line of one file into an event or a dead letter."""
+    """Turns one line of one file into an event or a dead letter.
+
+    The fast path (bench/sensor.py: 13k -> 2xk lines per CPU-second with the parsers' changes)
+    annotates the document with plain dict operations and finishes it with `Event.trusted`, its
+    id from a hash state prepared once per file (`IdPrefix`). A document with a top-level dotted
+    `organization.id` or `event.id` key (a JSON source can send one) takes `Event.create`'s
+    generic path, which reads those keys: ids and documents are the same either way, as before.
+    """
 
     source: FileSource
     path: str  # as given: dead letters name it so
     absolute: str  # resolved: ids and log.file.path use it, so a relative path gives the same ids
     parse: LineParser
     ctx: LineContext
+    ids: IdPrefix = field(init=False)
+
+    def __post_init__(self) -> None:
+        # `stable_id(tenant, sensor, absolute, offset, line)`, the ids `Event.create` derived
+        object.__setattr__(self, "ids", IdPrefix(self.source.tenant, self.source.sensor, self.absolute))
 
     def convert(self, line: _Line) -> Event | DeadLetter:
         if len(line.raw) > MAX_LINE_BYTES:
@@ -135,8 +148,11 @@ class _LineConverter:
             text, tags = line.raw.decode("utf-8", errors="replace"), [INVALID_UTF8_TAG]
         try:
             doc = self.parse(text, self.ctx)
-            self._annotate(doc, line, text, tags)
-            return Event.create(doc, id_parts=(self.source.sensor, self.absolute, line.offset, text))
+            if ecs.ORGANIZATION_ID in doc or ecs.EVENT_ID in doc:
+                self._annotate(doc, line, text, tags)
+                return Event.create(doc, id_parts=(self.source.sensor, self.absolute, line.offset, text))
+            self._annotate_fast(doc, line, text, tags)
+            return Event.trusted(doc, tenant=self.source.tenant, event_id=self.ids.id(line.offset, text))
         except ParseError as e:
             return self._dead(line, e.reason)
 
@@ -150,11 +166,33 @@ class _LineConverter:
         if tags:
             doc[ecs.TAGS] = [*doc.get(ecs.TAGS, []), *tags]
 
+    def _annotate_fast(self, doc: dict[str, Any], line: _Line, text: str, tags: list[str]) -> None:
+        """`_annotate` with the ECS paths spelled out: the same keys, values and key order."""
+        _child(doc, "organization")["id"] = self.source.tenant
+        observer = _child(doc, "observer")
+        observer["name"] = self.source.sensor
+        observer["type"] = OBSERVER_TYPE_SENSOR
+        _child(doc, "event")["original"] = text
+        log_object = _child(doc, "log")
+        _child(log_object, "file")["path"] = self.absolute
+        log_object["offset"] = line.offset
+        if tags:
+            doc[ecs.TAGS] = [*doc.get(ecs.TAGS, []), *tags]
+
     def _dead(self, line: _Line, reason: str, raw: bytes | None = None) -> DeadLetter:
         # DeadLetter has no place for where the line was, so the reason says it first.
         return DeadLetter.create(source=self.path, reason=f"line {line.number}, byte {line.offset}: {reason}",
                                  raw=line.raw if raw is None else raw, tenant=self.source.tenant,
                                  position=line.offset)
+
+
+def _child(node: dict[str, Any], key: str) -> dict[str, Any]:
+    """`node[key]`, made an empty object first when absent or not an object (as `set_path` does)."""
+    child = node.get(key)
+    if not isinstance(child, dict):
+        child = {}
+        node[key] = child
+    return child
 
 
 def read_log_file(path: Path, source: FileSource, *, batch_size: int = 1000,

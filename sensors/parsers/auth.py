@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline import ecs
-from pipeline.records import get_path, set_path
+from pipeline.records import set_path
 from sensors.parsers.syslog import LineContext, SyslogRecord, parse_syslog, program_name, syslog_document
 
 # ECS names not yet in pipeline/ecs.py (to move there), then Filebeat's own `system.auth.*`.
@@ -92,7 +92,7 @@ def parse_auth(record: SyslogRecord) -> dict[str, Any]:
     message = record.message
     if not (program in AUTH_PROGRAMS or pam_module or message.startswith("pam_")):
         return doc
-    set_path(doc, ecs.EVENT_DATASET, "system.auth")
+    doc["event"]["dataset"] = "system.auth"  # `syslog_document` made the event object
     _classify(doc, program, message)
     return doc
 
@@ -110,12 +110,13 @@ def _classify(doc: dict[str, Any], program: str, message: str) -> None:
 
 def _categorise(doc: dict[str, Any], category: list[str], kind: list[str], action: str | None = None,
                 outcome: str | None = None) -> None:
-    set_path(doc, ecs.EVENT_CATEGORY, category)
-    set_path(doc, ecs.EVENT_TYPE, kind)
+    event = doc["event"]  # `syslog_document` made it; plain dict writes (bench/sensor.py, see there)
+    event["category"] = category
+    event["type"] = kind
     if action is not None:
-        set_path(doc, ecs.EVENT_ACTION, action)
+        event["action"] = action
     if outcome is not None:
-        set_path(doc, ecs.EVENT_OUTCOME, outcome)
+        event["outcome"] = outcome
 
 
 def _set_user(doc: dict[str, Any], name: str | None, field: str = ecs.USER_NAME) -> None:
@@ -123,20 +124,21 @@ def _set_user(doc: dict[str, Any], name: str | None, field: str = ecs.USER_NAME)
     name = (name or "").strip().strip("'\"")
     if name:
         set_path(doc, field, name)
-        _relate(doc, ecs.RELATED_USER, name)
+        _relate(doc, "user", name)
 
 
 def _set_source(doc: dict[str, Any], address: str, port: str | None = None) -> None:
     """`source.address`, and `source.ip` if it is an IP address, else `source.domain`."""
-    set_path(doc, ecs.SOURCE_ADDRESS, address)
+    source = _object(doc, "source")
+    source["address"] = address
     ip = _normalised_ip(address)
     if ip is None:
-        set_path(doc, ecs.SOURCE_DOMAIN, address)
+        source["domain"] = address
     else:
-        set_path(doc, ecs.SOURCE_IP, ip)
-        _relate(doc, ecs.RELATED_IP, ip)
+        source["ip"] = ip
+        _relate(doc, "ip", ip)
     if port is not None and int(port) <= 65535:
-        set_path(doc, ecs.SOURCE_PORT, int(port))
+        source["port"] = int(port)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -149,13 +151,23 @@ def _normalised_ip(address: str) -> str | None:
         return None
 
 
-def _relate(doc: dict[str, Any], field: str, value: str) -> None:
-    """Append `value` to the `related.*` list `field`, once."""
-    values = get_path(doc, field)
+def _relate(doc: dict[str, Any], key: str, value: str) -> None:
+    """Append `value` to the list `related.<key>`, once."""
+    related = _object(doc, "related")
+    values = related.get(key)
     if values is None:
-        set_path(doc, field, [value])
+        related[key] = [value]
     elif value not in values:
         values.append(value)
+
+
+def _object(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """`doc[key]`, made an empty object first when absent or not an object (as `set_path` does)."""
+    child = doc.get(key)
+    if not isinstance(child, dict):
+        child = {}
+        doc[key] = child
+    return child
 
 
 def _key_values(items: list[str]) -> dict[str, str]:

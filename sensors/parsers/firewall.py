@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from pipeline import ecs
@@ -55,6 +55,13 @@ _FORTI_TEXT = {"srcintf": "observer.ingress.interface.name", "dstintf": "observe
                "hostname": "url.domain", "url": "url.path", "attack": "rule.name"}
 _FORTI_INT = {"sentbyte": "source.bytes", "rcvdbyte": "destination.bytes", "sentpkt": "source.packets",
               "rcvdpkt": "destination.packets"}
+
+# The tables as (key, parent objects, leaf name): `set_path`'s walk without its call and cache
+# lookup per pair, same keys in the same order (a third of the FortiGate parse, cProfile).
+_FORTI_TEXT_PLAN = tuple((key, tuple(field.split(".")[:-1]), field.rpartition(".")[2])
+                         for key, field in _FORTI_TEXT.items())
+_FORTI_INT_PLAN = tuple((key, tuple(field.split(".")[:-1]), field.rpartition(".")[2])
+                        for key, field in _FORTI_INT.items())
 
 # Generic key spellings (compared in lower case: iptables writes SRC=, DST=, SPT=) -> ECS field.
 _KV_ALIASES: dict[str, str] = {
@@ -105,12 +112,14 @@ def parse_fortigate_line(line: str, ctx: LineContext) -> dict[str, Any]:
     set_path(doc, "observer.product", "FortiGate")
     _set_endpoint(doc, "source", pairs.get("srcip"), pairs.get("srcport"))
     _set_endpoint(doc, "destination", pairs.get("dstip"), pairs.get("dstport"))
-    for key, field in _FORTI_TEXT.items():
-        if pairs.get(key) and not (key.endswith("country") and pairs[key] == "Reserved"):  # private range
-            set_path(doc, field, pairs[key])
-    for key, field in _FORTI_INT.items():
-        if _is_count(pairs.get(key)):
-            set_path(doc, field, int(pairs[key]))
+    for key, parents, leaf in _FORTI_TEXT_PLAN:
+        value = pairs.get(key)
+        if value and not (key.endswith("country") and value == "Reserved"):  # private range
+            _object_at(doc, parents)[leaf] = value
+    for key, parents, leaf in _FORTI_INT_PLAN:
+        value = pairs.get(key)
+        if _is_count(value):
+            _object_at(doc, parents)[leaf] = int(value or 0)
     if _is_count(pairs.get("duration")):
         set_path(doc, "event.duration", int(pairs["duration"]) * 1_000_000_000)  # ECS: nanoseconds
     if pairs.get("proto"):
@@ -205,6 +214,18 @@ def _set_endpoint(doc: dict[str, Any], side: str, address: str | None, port: str
         doc.setdefault(side, {}).update(endpoint)
 
 
+def _object_at(doc: dict[str, Any], parents: tuple[str, ...]) -> dict[str, Any]:
+    """The object at `parents`, made on the way where absent or not an object (as `set_path`)."""
+    node = doc
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    return node
+
+
 def _is_count(value: str | None) -> bool:
     return value is not None and 0 < len(value) <= 18 and value.isascii() and value.isdigit()
 
@@ -225,13 +246,40 @@ def _forti_time(pairs: dict[str, str], tz: tzinfo) -> datetime:
 
 @functools.lru_cache(maxsize=1024)
 def _forti_clock(date: str, time: str, zone: str, tz: tzinfo) -> datetime:
-    """Cached: `strptime` costs 18 µs here, and a firewall logs hundreds of lines a second."""
+    """Cached: `strptime` costs 18 µs here, and a firewall logs hundreds of lines a second. The
+    exact layout (`yyyy-mm-dd`, `hh:mm:ss`, `+hhmm`) is read by slicing, the rest by `strptime`:
+    a firewall's seconds rarely repeat within the cache, so misses were 6 % of the log sensor's
+    CPU (bench/sensor.py); both give the same time or error."""
     try:
+        numbers = _clock_numbers(date, time, zone)
+        if numbers is not None:
+            year, month, day, hour, minute, second, offset = numbers
+            zone_info = tz if offset is None else timezone(timedelta(minutes=offset))
+            return datetime(year, month, day, hour, minute, second, tzinfo=zone_info).astimezone(UTC)
         if zone:
             return datetime.strptime(f"{date} {time} {zone}", "%Y-%m-%d %H:%M:%S %z").astimezone(UTC)
         return datetime.strptime(f"{date} {time}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz).astimezone(UTC)
     except (ValueError, OverflowError) as e:
         raise ParseError(f"FortiGate time: not date=yyyy-mm-dd time=hh:mm:ss: {date!r} {time!r}") from e
+
+
+def _clock_numbers(date: str, time: str, zone: str) -> tuple[int, int, int, int, int, int, int | None] | None:
+    """(year, month, day, hour, minute, second, offset in minutes or None) of exactly
+    `yyyy-mm-dd`, `hh:mm:ss` and an empty or `+hhmm` zone in ASCII digits; else None."""
+    if len(date) != 10 or date[4] != "-" or date[7] != "-" or len(time) != 8 or time[2] != ":" or time[5] != ":":
+        return None
+    digits = date[0:4] + date[5:7] + date[8:10] + time[0:2] + time[3:5] + time[6:8]
+    offset = None
+    if zone:
+        if len(zone) != 5 or zone[0] not in "+-" or zone[3] not in "012345":
+            return None
+        digits += zone[1:]
+        offset = int(zone[1:3]) * 60 + int(zone[3:5])
+        offset = -offset if zone[0] == "-" else offset
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    return (int(date[0:4]), int(date[5:7]), int(date[8:10]), int(time[0:2]), int(time[3:5]), int(time[6:8]),
+            offset)
 
 
 def _kv_time(pairs: dict[str, str], tz: tzinfo) -> datetime:

@@ -29,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,22 +131,31 @@ def syslog_document(record: SyslogRecord) -> dict[str, Any]:
     No `@timestamp` (the caller decides), no tenant; absent header parts are left out.
     `process.name` drops a Red Hat PAM suffix (`sshd(pam_unix)` -> `sshd`); the appname keeps it.
     """
-    doc: dict[str, Any] = {ecs.MESSAGE: record.message}
-    set_path(doc, ecs.EVENT_KIND, "event")
-    set_path(doc, ecs.EVENT_MODULE, "system")
-    set_path(doc, ecs.EVENT_DATASET, "system.syslog")
+    # Built as nested dicts, in the key order the dotted names gave (set_path per field was 10 %
+    # of the log sensor's CPU, bench/sensor.py); `_set_rfc5424_fields` (PRI lines only) keeps them.
+    doc: dict[str, Any] = {ecs.MESSAGE: record.message,
+                           "event": {"kind": "event", "module": "system", "dataset": "system.syslog"}}
+    syslog: dict[str, Any] | None = None
     if record.hostname is not None:
-        set_path(doc, ecs.HOST_HOSTNAME, record.hostname)
-        set_path(doc, ecs.LOG_SYSLOG_HOSTNAME, record.hostname)
-        set_path(doc, RELATED_HOSTS, [record.hostname])
+        doc["host"] = {"hostname": record.hostname}
+        syslog = {"hostname": record.hostname}
+        doc["log"] = {"syslog": syslog}
+        doc["related"] = {"hosts": [record.hostname]}
     if record.appname is not None:
-        set_path(doc, ecs.PROCESS_NAME, program_name(record.appname)[0])
-        set_path(doc, ecs.LOG_SYSLOG_APPNAME, record.appname)
+        doc["process"] = {"name": program_name(record.appname)[0]}
+        if syslog is None:
+            syslog = {}
+            doc["log"] = {"syslog": syslog}
+        syslog["appname"] = record.appname
     if record.procid is not None:
-        set_path(doc, LOG_SYSLOG_PROCID, record.procid)
+        if syslog is None:
+            syslog = {}
+            doc["log"] = {"syslog": syslog}
+        syslog["procid"] = record.procid
         if record.procid.isascii() and record.procid.isdigit() and len(record.procid) <= 18:
-            set_path(doc, ecs.PROCESS_PID, int(record.procid))
-    _set_rfc5424_fields(doc, record)
+            doc.setdefault("process", {})["pid"] = int(record.procid)
+    if record.pri is not None or record.version is not None:
+        _set_rfc5424_fields(doc, record)
     return doc
 
 
@@ -213,6 +223,16 @@ def _split_tag(text: str) -> tuple[str | None, str | None, str]:
 
 def _bsd_time(match: re.Match[str], tz: tzinfo, reference: datetime) -> datetime:
     """A yearless local time, in the year nearest at or before `reference` (+ `FUTURE_SKEW`)."""
+    return _bsd_clock(match.group(0), tz, reference)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bsd_clock(text: str, tz: tzinfo, reference: datetime) -> datetime:
+    """Cached per header text (a pure function of its arguments): a busy host writes many lines
+    a second, and resolving the year and zone cost 6 % of the log sensor (bench/sensor.py)."""
+    match = _BSD_TIME.fullmatch(text)
+    if match is None:  # not reached: `text` is what `_BSD_TIME` matched
+        raise ParseError(f"syslog time: not Mmm dd hh:mm:ss: {text.strip()!r}")
     month = _MONTHS.get(match.group(1).lower())
     if month is None:
         raise ParseError(f"syslog time: unknown month {match.group(1)!r}")

@@ -35,6 +35,7 @@ SERVER = textwrap.dedent("""
         threading.Thread(target=tcp, args=(port, reply), daemon=True).start()
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); sink.bind(("10.213.0.2", 9999))  # no ICMP unreachable
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("10.213.0.2", 53))
+    print("ready", flush=True)
     while True:
         data, peer = u.recvfrom(2048)
         u.sendto(data[:2] + b"\\x81\\x80" + data[4:], peer)
@@ -44,7 +45,8 @@ SENSOR = textwrap.dedent("""
     import sys
     from sensors.packets import CaptureSource, read_interface
     source = CaptureSource(tenant="lab", sensor="veth")
-    for batch in read_interface(sys.argv[1], source, bpf_filter="ip", timeout=3.0):
+    print("ready", file=sys.stderr, flush=True)  # imports done: the capture starts at once
+    for batch in read_interface(sys.argv[1], source, bpf_filter="ip", timeout=8.0):
         for event in batch.events:
             sys.stdout.buffer.write(event.to_json() + b"\\n")
 """)
@@ -104,10 +106,15 @@ def test_sensor_on_a_veth_finds_exactly_the_traffic_sent(namespaces: tuple[str, 
     client, server = namespaces
     device = f"gs{os.getpid()}"
     in_server = ["ip", "netns", "exec", server, sys.executable, "-c"]
-    servers = subprocess.Popen([*in_server, SERVER])
-    sensor = subprocess.Popen([*in_server, SENSOR, device], stdout=subprocess.PIPE)
+    servers = subprocess.Popen([*in_server, SERVER], stdout=subprocess.PIPE)
+    sensor = subprocess.Popen([*in_server, SENSOR, device], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(2.0)  # servers listening, sensor's socket open
+        # Wait for both to say so rather than sleep: on a loaded machine the imports alone take seconds.
+        assert servers.stdout is not None and sensor.stderr is not None
+        assert servers.stdout.readline().strip() == b"ready"
+        while (line := sensor.stderr.readline()) and line.strip() != b"ready":
+            pass
+        time.sleep(0.5)  # the sniffing socket opens right after the marker
         subprocess.run(["ip", "netns", "exec", client, sys.executable, "-c", CLIENT, client_hello("veth.lab.vn").hex()],
                        check=True, timeout=30)
         output, _ = sensor.communicate(timeout=30)
