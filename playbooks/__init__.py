@@ -6,7 +6,10 @@ Modules, in flow order:
 - load: a directory of YAML playbooks to `(playbooks, errors)`; `library/` holds the shipped ones.
 - triggers: which playbooks an incident triggers.
 - connectors: the `Connector` interface, `HttpConnector`, and the registry by name.
+- smtp: `SmtpConnector`, mail through a relay (STARTTLS or implicit TLS, credentials from a file).
 - runs: the SQLite record of runs, steps, approvals and side effects.
+- query: what the read-only steps read (retro-hunts, indicator lookups, the cross-tenant hunt).
+- coordinate: linked incidents opened where the national hunt found an incident's indicators.
 - runner: `PlaybookRunner` - start, resume, approve, reject; idempotent side effects, dry run.
 """
 
@@ -22,6 +25,7 @@ from playbooks.connectors import (
 from playbooks.errors import PlaybookError
 from playbooks.load import LIBRARY, load_playbook_text, load_playbooks
 from playbooks.model import Playbook, Step, Trigger
+from playbooks.query import PlaybookSources
 from playbooks.runner import PlaybookRunner
 from playbooks.runs import (
     Run,
@@ -48,6 +52,7 @@ __all__ = [
     "Playbook",
     "PlaybookError",
     "PlaybookRunner",
+    "PlaybookSources",
     "Run",
     "RunMode",
     "RunState",

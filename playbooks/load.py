@@ -27,7 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from config.errors import SourceLocation
 from playbooks.errors import PlaybookError
-from playbooks.model import STEP_TYPES, Playbook, structure_problems
+from playbooks.model import SIDE_EFFECT_TYPES, STEP_TYPES, Playbook, structure_problems
 
 __all__ = ["LIBRARY", "load_playbook_text", "load_playbooks"]
 
@@ -35,6 +35,8 @@ LIBRARY = Path(__file__).parent / "library"
 SUFFIXES = (".yml", ".yaml")
 Loc = tuple[Any, ...]
 _STR_TAG = "tag:yaml.org,2002:str"
+_SIDE_EFFECT_KEYS = frozenset({"automatic", "retries", "timeout_s"})
+_SECRET_KEYS = frozenset({"password", "username", "credentials"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +176,14 @@ def _from_pydantic(name: str, document: _Document, details: Any) -> PlaybookErro
         reason = f"a step needs a type (one of: {', '.join(STEP_TYPES)})"
     elif kind == "missing":
         reason = f"missing field {loc[-1]!r}"
+    elif kind == "value_error":  # a step's own check (model_validator): pydantic prefixes its message
+        reason = reason.removeprefix("Value error, ")
     elif kind == "extra_forbidden":
         reason = f"unknown key {loc[-1]!r}"
-        if loc[-1] == "automatic":
-            reason = "'automatic' is allowed only on side-effect steps (notify_webhook, contain)"
+        if loc[-1] in _SIDE_EFFECT_KEYS:
+            reason = f"{loc[-1]!r} is allowed only on side-effect steps ({', '.join(SIDE_EFFECT_TYPES)})"
+        elif loc[-1] in _SECRET_KEYS:
+            reason = f"{loc[-1]!r} does not belong in a playbook: credentials live in the connector's credentials_file"
     return PlaybookError(reason, _locate(name, document.marks, loc))
 
 

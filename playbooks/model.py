@@ -6,22 +6,36 @@ steps that exist (and a previous step to branch on), no cycle, and an approval b
 side-effect step on every path to it unless that step is `automatic`.
 
 Steps run in list order; a `branch` jumps to `then` or `otherwise` instead of the next step.
-Side effects outside govsoc (`notify_webhook`, `contain`) are the only steps that may say
-`automatic`; `requires_approval` is derived from it, never written.
+Side effects outside govsoc (`notify_webhook`, `notify_email`, `contain`) are the only steps that
+may say `automatic`, `retries` and `timeout_s`; `requires_approval` is derived from `automatic`,
+never written. Read-only steps (`enrich`, `query`) and the national `hunt_indicators` (which
+changes govsoc only: it opens linked incidents) need no approval.
+Durations (`before`, `after`) are a number and a unit: `90s`, `30m`, `24h`, `7d`.
 Templates (`text`, `target`, `body` values) name values as `${incident.id}`, `${entity.source.ip}`
 or `${steps.<id>.<key>}`; see runner.py for the names available.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.records import IncidentState
 
 SeverityLabel = Literal["informational", "low", "medium", "high", "critical"]
+DecidingRole = Literal["analyst", "admin", "national_coordinator"]
+"""The roles that may decide on a step (the API's editors, `api.auth.EDITORS`): a playbook naming
+any other role could never be approved."""
 StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+Duration = Annotated[str, Field(pattern=r"^[0-9]{1,6}[smhd]$")]
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_of(text: str) -> timedelta:
+    """`24h` as a timedelta (the schema has checked the form)."""
+    return timedelta(seconds=int(text[:-1]) * _UNIT_S[text[-1]])
 
 
 class _Strict(BaseModel):
@@ -57,10 +71,50 @@ class _Step(_Strict):
 
 
 class EnrichStep(_Step):
-    """Gather incident, tenant and related-alert facts into the step's output."""
+    """Gather incident, tenant and related-alert facts into the step's output; `intel` looks the
+    incident's addresses, domains, hashes, URLs and e-mail addresses up in the indicator store, as
+    the incident's tenant may see them (TLP over the tree): `intel_found`, `intel_count`, `intel`."""
 
     type: Literal["enrich"]
-    sources: tuple[Literal["incident", "tenant", "alerts"], ...] = ("incident", "tenant", "alerts")
+    sources: tuple[Literal["incident", "tenant", "alerts", "intel"], ...] = ("incident", "tenant", "alerts")
+
+
+class QueryStep(_Step):
+    """A retro-hunt over the event store, within the incident's tenant and the tenants below it.
+
+    With `rule`, the events that Sigma rule matches; without it, the events whose `fields` (all of
+    the incident's entity fields when empty) equal the incident's values. The window runs from
+    `before` the incident's first sighting to `after` its last. Output: `count`, `found` (for a
+    `branch`), the first `limit` matching `event_ids` (oldest first) and the `window`.
+    """
+
+    type: Literal["query"]
+    rule: Annotated[str, Field(min_length=1)] | None = None
+    fields: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    before: Duration = "24h"
+    after: Duration = "1h"
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+
+    @model_validator(mode="after")
+    def _rule_or_fields(self) -> QueryStep:
+        if self.rule is not None and self.fields:
+            raise ValueError("a query names a Sigma `rule` or entity `fields`, not both")
+        return self
+
+
+class HuntIndicatorsStep(_Step):
+    """The national hunt: the incident's indicators (its entity's addresses, domains, hashes, URLs,
+    e-mail addresses, and the indicator of an intel incident) searched in EVERY tenant's events,
+    from `before` the first sighting to `after` the last. Where found (outside the incident's
+    tenant, and only at tenants the indicator's TLP allows), an incident linked to this one is
+    opened (`open_incidents`) and commented. Output: `found`, `count`, `tenants` (sorted; a
+    `notify_email` step's `to_tenants_of` reads it), `hits` per tenant, `linked` incident ids.
+    """
+
+    type: Literal["hunt_indicators"]
+    before: Duration = "30d"
+    after: Duration = "1d"
+    open_incidents: bool = True
 
 
 class CommentStep(_Step):
@@ -88,11 +142,28 @@ class EscalateStep(_Step):
 
 
 class ApprovalStep(_Step):
-    """Wait until `count` different people holding one of `roles` approve (or one rejects)."""
+    """Wait until `count` different people holding one of `roles` approve (or one rejects).
+
+    `levels` makes a chain across the tree: `[tenant, parent]` needs one approver of the run's
+    tenant and one of a tenant above it (its parent or higher), each a different person; the
+    step then needs at least as many approvers as it has levels. At the root (nobody above it),
+    a second approver of the root fills `parent`. One person approves once.
+    """
 
     type: Literal["approval"]
-    roles: Annotated[tuple[str, ...], Field(min_length=1)]
+    roles: Annotated[tuple[DecidingRole, ...], Field(min_length=1)]
     count: Annotated[int, Field(ge=1, le=5)] = 1
+    levels: tuple[Literal["tenant", "parent"], ...] = ()
+
+    @model_validator(mode="after")
+    def _distinct_levels(self) -> ApprovalStep:
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError("each approval level is named once")
+        return self
+
+    @property
+    def approvers_needed(self) -> int:
+        return max(self.count, len(self.levels))
 
 
 class BranchStep(_Step):
@@ -108,8 +179,12 @@ class BranchStep(_Step):
 
 
 class _SideEffectStep(_Step):
+    """`retries` and `timeout_s` override the connector's own for this step (backoff as configured)."""
+
     connector: Annotated[str, Field(min_length=1)]
     automatic: bool = False
+    retries: Annotated[int, Field(ge=0, le=10)] | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=300)] | None = None
 
     @property
     def is_side_effect(self) -> bool:
@@ -125,6 +200,24 @@ class NotifyWebhookStep(_SideEffectStep):
     body: dict[str, str] = Field(default_factory=dict)
 
 
+class NotifyEmailStep(_SideEffectStep):
+    """A mail through an `smtp` connector: to the addresses in `to`, or (`to_tenants_of`) one mail
+    to each tenant listed in that earlier step's `tenants` output, at the addresses the connector
+    configures for the tenant. `subject` and `body` are templates."""
+
+    type: Literal["notify_email"]
+    to: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$|^\$\{[A-Za-z0-9_.@-]+\}$")], ...] = ()
+    to_tenants_of: StepId | None = None
+    subject: Annotated[str, Field(min_length=1, max_length=200)]
+    body: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _has_recipients(self) -> NotifyEmailStep:
+        if not self.to and self.to_tenants_of is None:
+            raise ValueError("a mail needs `to` addresses or `to_tenants_of` (a step listing tenants)")
+        return self
+
+
 class ContainStep(_SideEffectStep):
     """Ask a connector to act on a target, e.g. `block_address` on `${entity.source.ip}`."""
 
@@ -134,12 +227,13 @@ class ContainStep(_SideEffectStep):
 
 
 Step = Annotated[
-    EnrichStep | CommentStep | AssignStep | SetStateStep | EscalateStep | ApprovalStep | BranchStep
-    | NotifyWebhookStep | ContainStep,
+    EnrichStep | QueryStep | HuntIndicatorsStep | CommentStep | AssignStep | SetStateStep | EscalateStep
+    | ApprovalStep | BranchStep | NotifyWebhookStep | NotifyEmailStep | ContainStep,
     Field(discriminator="type"),
 ]
-STEP_TYPES: tuple[str, ...] = ("enrich", "comment", "assign", "set_state", "notify_webhook", "contain",
-                               "escalate", "approval", "branch")
+STEP_TYPES: tuple[str, ...] = ("enrich", "query", "hunt_indicators", "comment", "assign", "set_state",
+                               "notify_webhook", "notify_email", "contain", "escalate", "approval", "branch")
+SIDE_EFFECT_TYPES: tuple[str, ...] = ("notify_webhook", "notify_email", "contain")
 
 
 class Playbook(_Strict):
@@ -189,6 +283,12 @@ def structure_problems(playbook: Playbook) -> list[Problem]:
             target = getattr(step, key)
             if target is not None and target not in positions:
                 problems.append((("steps", index, key), f"unknown step {target!r}"))
+    for index, step in enumerate(playbook.steps):
+        if isinstance(step, NotifyEmailStep) and step.to_tenants_of is not None:
+            source = positions.get(step.to_tenants_of, len(playbook.steps))
+            if source >= index or not isinstance(playbook.steps[source], HuntIndicatorsStep):
+                problems.append((("steps", index, "to_tenants_of"),
+                                 f"{step.to_tenants_of!r} is not a hunt_indicators step before this one"))
     if problems:
         return problems
     cycle = _find_cycle(playbook)

@@ -19,7 +19,7 @@ from api.app import create_app
 from api.cli.common import ConfigOption, DataDirOption, ExitCode, err_console, fail, settings_from
 from api.reports import ReportService, open_report_store
 from api.wiring import build_identity, build_playbook_runner, build_runtime
-from config.errors import GovsocError
+from config.errors import ConfigError, GovsocError
 
 
 def api_serve(
@@ -37,13 +37,16 @@ def api_serve(
     try:
         runtime = build_runtime(settings)
         identity = build_identity(settings, runtime.incidents)
+        runner = build_playbook_runner(runtime)  # the configured connectors, checked before serving
+    except ConfigError as e:
+        fail(e, ExitCode.USAGE)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
     report_store = open_report_store(settings.incidents_url, settings.data_dir)
     app = create_app(tree=runtime.tree, tokens=settings.api.tokens, events_store=runtime.events,
                      incidents_store=runtime.incidents, sensors_store=runtime.sensors,
                      incident_settings=settings.incidents, sensor_watch=settings.sensor_watch,
-                     playbook_runner=build_playbook_runner(runtime, {}), identity_service=identity,
+                     playbook_runner=runner, identity_service=identity,
                      bus=runtime.bus, ingest_pending=None, api_settings=settings.api,
                      reports_service=ReportService(report_store, runtime.incidents, runtime.tree, settings.reports),
                      intel_store=runtime.intel)

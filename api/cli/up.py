@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -24,7 +25,7 @@ from api.demo.playbooks import DEMO_CONNECTORS
 from api.identity.service import IdentityService
 from api.reports import ReportService, open_report_store
 from api.wiring import Runtime, build_identity, build_playbook_runner, build_rule_service, build_runtime
-from config.errors import GovsocError
+from config.errors import ConfigError, GovsocError
 from config.tenants import TenantScope
 from pipeline.bus import topics
 from pipeline.bus.memory import MemoryBus
@@ -51,8 +52,16 @@ def up(
     try:
         runtime = build_runtime(settings)
         identity = build_identity(settings, runtime.incidents)
+        # the configured connectors, checked before any work; the demo's loopback one replaces a
+        # configured connector of its name, so nothing the demo approves leaves the machine
+        runner = build_playbook_runner(runtime, DEMO_CONNECTORS if demo else None)
         if demo:
             _load_demo(runtime, identity, quiet)
+        # this process is the only one that runs playbooks: a run left RUNNING was cut off by the
+        # last stop; it continues now, never repeating a side effect it had finished
+        runner.resume_interrupted(utc_now(), idle_for=timedelta(0))
+    except ConfigError as e:
+        fail(e, ExitCode.USAGE)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
     report_store = open_report_store(settings.incidents_url, settings.data_dir)
@@ -60,7 +69,7 @@ def up(
     app = create_app(tree=runtime.tree, tokens=settings.api.tokens, events_store=runtime.events,
                      incidents_store=runtime.incidents, sensors_store=runtime.sensors,
                      incident_settings=settings.incidents, sensor_watch=settings.sensor_watch,
-                     playbook_runner=build_playbook_runner(runtime, DEMO_CONNECTORS if demo else {}),
+                     playbook_runner=runner,
                      identity_service=identity, bus=runtime.bus, ingest_pending=_pending_raw(runtime),
                      api_settings=settings.api,
                      reports_service=ReportService(report_store, runtime.incidents, runtime.tree, settings.reports),
@@ -100,7 +109,8 @@ def _load_demo(runtime: Runtime, identity: IdentityService, quiet: bool) -> None
     incidents = runtime.incidents.count_incidents(TenantScope.everything(), IncidentQuery())
     err_console.print(
         f"demo: {stats.events} events, {stats.dead_letters} dead letters, {stats.alerts} alerts, "
-        f"{incidents} incidents, {stats.playbook_runs} playbook runs waiting, "
+        f"{incidents} incidents, {stats.playbook_runs - stats.playbook_runs_done} playbook runs waiting "
+        f"and {stats.playbook_runs_done} finished, "
         f"Bộ Y tế's report acknowledged as {stats.report}\n"
         f"demo users, tokens and passwords: {credentials}\n"
         f"sign in at http://{runtime.settings.api.host}:{runtime.settings.api.port}/ or try: "

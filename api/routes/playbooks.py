@@ -103,7 +103,8 @@ def decide(request: Request, principal: Decider, run_id: str, step_id: str, verd
     _visible_run(runner, principal, run_id)
     try:
         if verdict == "approve":
-            run = runner.approve(run_id, step_id, principal.name, principal.role.value, utc_now())
+            run = runner.approve(run_id, step_id, principal.name, principal.role.value, utc_now(),
+                                 tenant=principal.tenant)
         else:
             reason = decision.reason if decision else ""
             run = runner.reject(run_id, step_id, principal.name, principal.role.value, utc_now(), reason)

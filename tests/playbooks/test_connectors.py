@@ -7,6 +7,8 @@ import socket
 import pytest
 
 from playbooks import CONNECTOR_KINDS, ConnectorError, ConnectorRegistry, ConnectorRequest, HttpConnector, PlaybookError
+from playbooks.connectors import connector_class
+from playbooks.smtp import SmtpConnector
 from tests.playbooks.conftest import Receiver
 
 REQUEST = ConnectorRequest("block_address", "203.0.113.77", {"incident_id": "inc-1"}, "run-1:block")
@@ -65,9 +67,28 @@ def test_registry_by_name_and_kind(receiver: Receiver) -> None:
     assert registry.get("firewall").send(REQUEST).status == 200
     with pytest.raises(PlaybookError, match="no connector named 'edr'"):
         registry.get("edr")
-    with pytest.raises(PlaybookError, match="unknown kind 'smtp'"):
-        ConnectorRegistry.from_config({"mail": {"kind": "smtp"}})
+    with pytest.raises(PlaybookError, match="unknown kind 'pager'"):
+        ConnectorRegistry.from_config({"pager": {"kind": "pager"}})
+    with pytest.raises(PlaybookError, match="connector 'firewall': .*unexpected keyword argument 'uri'"):
+        ConnectorRegistry.from_config({"firewall": {"kind": "http", "uri": receiver.url}})
+
+
+def test_a_step_overrides_the_connectors_retries_and_timeout(receiver: Receiver) -> None:
+    receiver.statuses = [500, 500, 500]
+    sleeps: list[float] = []
+    request = ConnectorRequest("notify", "inc-1", {}, "run-1:tell", retries=1, timeout_s=1.0)
+    with pytest.raises(ConnectorError, match="failed after 2 attempts"):
+        connector(receiver.url, sleeps, retries=5).send(request)
+    assert len(receiver.requests) == 2 and sleeps == [0.5]
 
 
 def test_every_connector_class_is_registered() -> None:
-    assert set(CONNECTOR_KINDS.values()) == {HttpConnector}
+    import playbooks.connectors
+    import playbooks.smtp
+
+    registered = {connector_class(kind) for kind in CONNECTOR_KINDS}
+    assert registered == {HttpConnector, SmtpConnector}
+    concrete = {cls for module in (playbooks.connectors, playbooks.smtp) for cls in vars(module).values()
+                if isinstance(cls, type) and cls.__name__.endswith("Connector") and hasattr(cls, "send")
+                and not getattr(cls, "_is_protocol", False)}
+    assert concrete == registered

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import orjson
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -27,7 +28,7 @@ steps:
     type: enrich
   - id: ask
     type: approval
-    roles: [soc_lead]
+    roles: [admin]
   - id: block
     type: contain
     connector: http
@@ -71,7 +72,7 @@ def test_a_missing_field_points_at_its_step(tmp_path: Path) -> None:
 
 
 def test_an_unknown_key_is_refused_at_its_line(tmp_path: Path) -> None:
-    [error] = errors_of(tmp_path, GOOD.replace("    roles: [soc_lead]\n", "    roles: [soc_lead]\n    rolez: [x]\n"))
+    [error] = errors_of(tmp_path, GOOD.replace("    roles: [admin]\n", "    roles: [admin]\n    rolez: [x]\n"))
     assert error.location is not None
     assert (error.location.line, error.location.field) == (12, "steps[1].rolez")
 
@@ -83,7 +84,7 @@ def test_automatic_is_refused_on_a_step_without_side_effects(tmp_path: Path) -> 
 
 
 def test_a_side_effect_without_approval_is_refused(tmp_path: Path) -> None:
-    text = GOOD.replace("  - id: ask\n    type: approval\n    roles: [soc_lead]\n", "")
+    text = GOOD.replace("  - id: ask\n    type: approval\n    roles: [admin]\n", "")
     [error] = errors_of(tmp_path, text)
     assert error.location is not None
     assert (error.location.line, error.location.field) == (10, "steps[1].type")
@@ -91,7 +92,7 @@ def test_a_side_effect_without_approval_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_automatic_side_effect_needs_no_approval(tmp_path: Path) -> None:
-    text = GOOD.replace("  - id: ask\n    type: approval\n    roles: [soc_lead]\n", "")
+    text = GOOD.replace("  - id: ask\n    type: approval\n    roles: [admin]\n", "")
     (tmp_path / "p.yml").write_text(text + "    automatic: true\n")
     playbooks, errors = load_playbooks([tmp_path])
     assert errors == [] and not playbooks[0].steps[1].requires_approval
@@ -165,14 +166,14 @@ def test_a_duplicate_key_names_both_lines(tmp_path: Path) -> None:
 
 
 def test_a_key_yaml_reads_as_a_boolean_is_refused(tmp_path: Path) -> None:
-    [error] = errors_of(tmp_path, GOOD.replace("    roles: [soc_lead]\n", "    roles: [soc_lead]\n    on: enrich\n"))
+    [error] = errors_of(tmp_path, GOOD.replace("    roles: [admin]\n", "    roles: [admin]\n    on: enrich\n"))
     assert error.location is not None
     assert (error.location.line, error.location.field) == (12, "steps[1].on")
     assert error.reason == "key 'on' is not text to YAML (it reads as bool); quote it"
 
 
 def test_invalid_yaml_names_its_line(tmp_path: Path) -> None:
-    [error] = errors_of(tmp_path, GOOD.replace("roles: [soc_lead]", "roles: [soc_lead"))
+    [error] = errors_of(tmp_path, GOOD.replace("roles: [admin]", "roles: [admin"))
     assert error.location is not None and error.location.line is not None and error.location.line >= 11
     assert error.reason.startswith("invalid YAML")
 
@@ -217,7 +218,98 @@ def test_cli_check_lists_errors_with_file_and_line(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and "error(s)" in ok.stdout and " 0 error(s)" in ok.stdout
 
 
+def test_cli_check_without_paths_checks_the_configured_playbooks(tmp_path: Path) -> None:
+    """What the `playbooks` worker would load: the shipped library plus `playbooks.playbook_dirs`."""
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "bad.yml").write_text(GOOD.replace("type: enrich", "type: nope"))
+    config = tmp_path / "govsoc.yaml"
+    default = (Path(__file__).parents[2] / "config" / "default.yaml").read_text()
+    config.write_text(default.replace("  playbook_dirs: []", f"  playbook_dirs: [{own}]"))
+    result = CliRunner().invoke(cli, ["playbooks", "check", "--config", str(config), "--json"])
+    assert result.exit_code == 1, result.output
+    report = orjson.loads(result.stdout)
+    assert "brute-force-login" in report["ids"]  # the shipped library
+    assert [e["location"].split(":")[0] for e in report["errors"]] == [str(own / "bad.yml")]
+
+
 def test_only_side_effect_steps_require_approval() -> None:
     playbook = load_playbook_text(GOOD)
     assert {s.type for s in playbook.steps if s.requires_approval} == {"contain"}
     assert all(s.is_side_effect == (s.type in {"notify_webhook", "contain"}) for s in playbook.steps)
+
+
+NEW_STEPS = """\
+id: new-steps
+name: New steps
+steps:
+  - id: facts
+    type: enrich
+    sources: [incident, intel]
+  - id: related
+    type: query
+    fields: [source.ip]
+    before: 2h
+  - id: hunt
+    type: hunt_indicators
+  - id: ask
+    type: approval
+    roles: [analyst, national_coordinator]
+    levels: [tenant, parent]
+  - id: mail
+    type: notify_email
+    connector: mail
+    to_tenants_of: hunt
+    subject: "Indicator ${incident.id}"
+    body: "Seen at ${steps.hunt.tenants}"
+    retries: 2
+    timeout_s: 15
+"""
+
+
+@pytest.mark.parametrize(("old", "new", "line", "field", "reason"), [
+    ("    roles: [analyst, national_coordinator]\n", "    roles: [analyst, soc_lead]\n", 15, "steps[3].roles[1]",
+     "Input should be 'analyst', 'admin' or 'national_coordinator'"),
+    ("    levels: [tenant, parent]\n", "    levels: [tenant, tenant]\n", 13, "steps[3]",
+     "each approval level is named once"),
+    ("    fields: [source.ip]\n", "    fields: [source.ip]\n    rule: some-rule\n", 7, "steps[1]",
+     "a query names a Sigma `rule` or entity `fields`, not both"),
+    ("    before: 2h\n", "    before: 2 hours\n", 10, "steps[1].before", "String should match pattern"),
+    ("    to_tenants_of: hunt\n", "    to_tenants_of: related\n", 20, "steps[4].to_tenants_of",
+     "'related' is not a hunt_indicators step before this one"),
+    ("    to_tenants_of: hunt\n", "", 17, "steps[4]", "a mail needs `to` addresses or `to_tenants_of`"),
+    ("    subject: \"Indicator ${incident.id}\"\n", "", 17, "steps[4].subject", "missing field 'subject'"),
+    ("    retries: 2\n", "    retries: 20\n", 23, "steps[4].retries", "less than or equal to 10"),
+    ("    type: hunt_indicators\n", "    type: hunt_indicators\n    timeout_s: 5\n", 13, "steps[2].timeout_s",
+     "'timeout_s' is allowed only on side-effect steps (notify_webhook, notify_email, contain)"),
+    ("    retries: 2\n", "    retries: 2\n    password: hunter2\n", 24, "steps[4].password",
+     "'password' does not belong in a playbook: credentials live in the connector's credentials_file"),
+    ("    connector: mail\n", "    connector: mail\n    to: [not-an-address]\n", 20, "steps[4].to[0]",
+     "String should match pattern"),
+])
+def test_the_new_steps_errors_name_file_line_and_field(tmp_path: Path, old: str, new: str, line: int, field: str,
+                                                        reason: str) -> None:
+    assert old in NEW_STEPS
+    [error] = errors_of(tmp_path, NEW_STEPS.replace(old, new))
+    assert error.location is not None and error.location.path == str(tmp_path / "p.yml")
+    assert (error.location.line, error.location.field) == (line, field)
+    assert reason in error.reason
+
+
+def test_the_new_steps_load_and_a_mail_needs_approval_unless_automatic(tmp_path: Path) -> None:
+    playbook = load_playbook_text(NEW_STEPS)
+    assert [s.type for s in playbook.steps] == ["enrich", "query", "hunt_indicators", "approval", "notify_email"]
+    [error] = errors_of(tmp_path, NEW_STEPS.replace("""  - id: ask
+    type: approval
+    roles: [analyst, national_coordinator]
+    levels: [tenant, parent]
+""", ""))
+    assert error.location is not None and (error.location.line, error.location.field) == (14, "steps[3].type")
+    assert "notify_email changes something outside govsoc" in error.reason
+    automatic = NEW_STEPS.replace("    retries: 2\n", "    retries: 2\n    automatic: true\n").replace(
+        """  - id: ask
+    type: approval
+    roles: [analyst, national_coordinator]
+    levels: [tenant, parent]
+""", "")
+    assert load_playbook_text(automatic).steps[-1].requires_approval is False

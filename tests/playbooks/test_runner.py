@@ -19,7 +19,7 @@ from config.settings import IncidentSettings, TenantConfig, TenantKind
 from config.tenants import TenantScope, TenantTree
 from detections.incidents import IncidentLifecycle, IncidentService
 from pipeline.records import Incident, IncidentState
-from pipeline.store.base import IncidentStore
+from pipeline.store.base import IncidentQuery, IncidentStore
 from pipeline.store.registry import open_incident_store
 from playbooks import (
     LIBRARY,
@@ -36,8 +36,8 @@ from playbooks import (
     runs_db_path,
 )
 from playbooks.model import STEP_TYPES
-from tests.factories import T0, make_alert
-from tests.playbooks.conftest import Receiver
+from tests.factories import T0, make_alert, make_event
+from tests.playbooks.conftest import Agencies, Mailbox, Receiver
 
 TREE = TenantTree.from_config([
     TenantConfig(id="national", name="N", kind=TenantKind.NATIONAL),
@@ -131,8 +131,8 @@ def test_approval_sends_exactly_the_expected_request(world: World, brute_force: 
 def test_approval_needs_the_right_role_and_a_waiting_run(world: World, brute_force: Playbook) -> None:
     runner = world.runner()
     run = runner.start(world.incident, brute_force, NOW)
-    with pytest.raises(PlaybookError, match="needs one of the roles analyst, soc_lead, not 'intern'"):
-        runner.approve(run.id, "approve-block", "minh", "intern", LATER)
+    with pytest.raises(PlaybookError, match="needs one of the roles analyst, admin, not 'auditor'"):
+        runner.approve(run.id, "approve-block", "minh", "auditor", LATER)
     with pytest.raises(PlaybookError, match="not waiting for approval at step 'block-source'"):
         runner.approve(run.id, "block-source", "lan", "analyst", LATER)
     assert world.receiver.requests == []
@@ -145,7 +145,7 @@ name: Two people
 steps:
   - id: ask
     type: approval
-    roles: [soc_lead, system_owner]
+    roles: [admin, national_coordinator]
     count: 2
   - id: isolate
     type: contain
@@ -155,18 +155,23 @@ steps:
 """)
     runner = world.runner()
     run = runner.start(world.incident, playbook, NOW)
-    run = runner.approve(run.id, "ask", "lan", "soc_lead", LATER)
-    run = runner.approve(run.id, "ask", "lan", "soc_lead", LATER)  # the same person twice counts once
+    run = runner.approve(run.id, "ask", "lan", "admin", LATER)
+    with pytest.raises(PlaybookError, match="'lan' has already decided on step 'ask'"):
+        runner.approve(run.id, "ask", "lan", "admin", LATER)  # the same person twice is refused
+    with pytest.raises(PlaybookError, match="'lan' has already decided"):
+        runner.approve(run.id, "ask", "lan", "national_coordinator", LATER)  # under another role too
+    run = runner.run(run.id)
     assert run.state is RunState.WAITING_APPROVAL and world.receiver.requests == []
-    run = runner.approve(run.id, "ask", "hoa", "system_owner", LATER)
+    assert [a["user"] for a in run.step("ask").output["approvals"]] == ["lan"]
+    run = runner.approve(run.id, "ask", "hoa", "national_coordinator", LATER)
     assert run.state is RunState.DONE and len(world.receiver.requests) == 1
-    assert run.step("ask").output == {"decision": "approved", "approvers": ["hoa", "lan"]}
+    assert run.step("ask").output == {"decision": "approved", "approvers": ["lan", "hoa"]}  # in the order they approved
 
 
 def test_rejection_skips_the_side_effect_and_the_run_goes_on(world: World, brute_force: Playbook) -> None:
     runner = world.runner()
     run = runner.start(world.incident, brute_force, NOW)
-    done = runner.reject(run.id, "approve-block", "lan", "soc_lead", LATER, reason="a partner's scanner")
+    done = runner.reject(run.id, "approve-block", "lan", "admin", LATER, reason="a partner's scanner")
     assert done.state is RunState.DONE
     assert world.receiver.requests == []
     assert done.step("block-source").state is StepState.SKIPPED
@@ -209,6 +214,26 @@ def test_a_completed_side_effect_is_never_repeated_on_resume(world: World, brute
     assert len(world.receiver.requests) == 1  # not sent again
     assert resumed.step("block-source").output["reused"] is True
     assert comments(world).count("Blocking 203.0.113.77: approved.") == 1  # re-run comment is the same one
+
+
+def test_a_sweep_resumes_only_runs_left_running_and_idle(world: World, brute_force: Playbook) -> None:
+    """`resume_interrupted`: what `govsoc up` runs at start (idle_for 0) and the playbook workers
+    every minute (idle 5 minutes: a run another process is advancing is left to it)."""
+    runner = world.runner()
+    run = runner.start(world.incident, brute_force, NOW)
+    runner.approve(run.id, "approve-block", "lan", "analyst", LATER)
+    with sqlite3.connect(world.runs.path) as db:  # cut off after the approval, before the block was sent
+        db.execute("UPDATE playbook_runs SET state = 'running', cursor = 'block-source' WHERE id = ?", (run.id,))
+        db.execute("UPDATE playbook_steps SET state = 'pending' WHERE run_id = ? AND step_id IN "
+                   "('block-source', 'outcome-note')", (run.id,))
+    world.receiver.requests.clear()
+    with sqlite3.connect(world.runs.path) as db:
+        db.execute("DELETE FROM playbook_side_effects WHERE run_id = ?", (run.id,))
+    assert runner.resume_interrupted(LATER + timedelta(minutes=1)) == []  # updated a minute ago: not idle
+    [resumed] = runner.resume_interrupted(LATER + timedelta(minutes=6))
+    assert resumed.id == run.id and resumed.state is RunState.DONE
+    assert len(world.receiver.requests) == 1
+    assert runner.resume_interrupted(LATER + timedelta(minutes=20), idle_for=timedelta(0)) == []  # nothing left
 
 
 def test_a_side_effect_started_but_not_finished_is_resent_with_the_same_key(world: World,
@@ -267,30 +292,48 @@ steps:
     assert "unknown value ${entity.host.name}" in run.step("say").error
 
 
-def test_every_step_type_runs(world: World) -> None:
-    """A dry run through one step of each type: every type in the schema has a handler."""
+def test_every_step_type_runs_dry(agencies: Agencies, receiver: Receiver, mailbox: Mailbox) -> None:
+    """A dry run through one step of each type: every type in the schema has a handler, the
+    read-only steps read, and nothing is sent, mailed, changed or opened."""
+    agencies.events.write([make_event("danang", 1, source__ip="203.0.113.77")])
+    incident = agencies.incident("hanoi")
     playbook = load_playbook_text("""\
 id: every-type
 name: Every type
 steps:
-  - {id: enrich, type: enrich}
+  - {id: enrich, type: enrich, sources: [incident, tenant, alerts, intel]}
+  - {id: related, type: query, before: 1d}
+  - {id: hunt, type: hunt_indicators}
   - {id: say, type: comment, text: "x"}
   - {id: give, type: assign, assignee: lan}
   - {id: work, type: set_state, state: in_progress}
   - {id: up, type: escalate, to: parent}
-  - {id: ask, type: approval, roles: [soc_lead]}
+  - {id: ask, type: approval, roles: [admin], levels: [tenant, parent]}
   - {id: tell, type: notify_webhook, connector: http, body: {incident: "${incident.id}"}}
+  - {id: mail, type: notify_email, connector: mail, to: [soc@hanoi.gov.vn], subject: s, body: b, retries: 1}
+  - {id: mail-them, type: notify_email, connector: mail, to_tenants_of: hunt, subject: s, body: b}
   - {id: block, type: contain, connector: http, action: block_address, target: "${entity.source.address}"}
   - {id: fork, type: branch, on_step: ask, key: decision, equals: approved, then: last}
   - {id: never, type: comment, text: "not reached"}
   - {id: last, type: comment, text: "end"}
 """)
     assert {s.type for s in playbook.steps} == set(STEP_TYPES)
-    run = world.runner().start(world.incident, playbook, NOW, dry_run=True)
-    assert run.state is RunState.DONE and world.receiver.requests == []
-    assert states(world, run.id) == {s.id: StepState.SKIPPED if s.id == "never" else StepState.DONE
-                                     for s in playbook.steps}
+    connectors = ConnectorRegistry.from_config({
+        "http": {"kind": "http", "url": receiver.url},
+        "mail": {"kind": "smtp", "host": "127.0.0.1", "port": mailbox.port, "from": "govsoc@soc.gov.vn",
+                 "security": "none", "recipients": {"danang": ["soc@danang.gov.vn"]}}})
+    run = agencies.runner(connectors).start(incident, playbook, NOW, dry_run=True)
+    assert run.state is RunState.DONE and receiver.requests == [] and mailbox.messages == []
+    assert {s.step_id: s.state for s in run.steps} == {s.id: StepState.SKIPPED if s.id == "never" else StepState.DONE
+                                                        for s in playbook.steps}
     assert run.step("up").output == {"dry_run": True, "would_escalate_to": "national"}
+    assert run.step("related").output["count"] == 0
+    assert run.step("hunt").output["would_open"] == ["danang"] and "linked" not in run.step("hunt").output
+    assert run.step("mail").output["would_send"]["payload"]["to"] == ["soc@hanoi.gov.vn"]
+    [per_tenant] = run.step("mail-them").output["would_send"]
+    assert per_tenant["target"] == "danang" and per_tenant["idempotency_key"] == f"{run.id}:mail-them:danang"
+    assert [i.tenant for i in agencies.incidents.incidents(ALL, IncidentQuery())] == ["hanoi"]  # none opened
+    assert agencies.incidents.comments(ALL, incident.id) == []
 
 
 def test_a_branch_skips_the_escalation_at_the_national_centre(world: World) -> None:
