@@ -22,6 +22,7 @@ alerts_app = typer.Typer(help="Alerts in the store.", no_args_is_help=True)
 
 T = TypeVar("T")
 TenantOption = Annotated[str | None, typer.Option("--tenant", help="Only this tenant and those below it.")]
+IncidentOption = Annotated[str | None, typer.Option("--incident", help="Only the alerts of this incident.")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many rows.")]
 
 
@@ -66,9 +67,10 @@ def list_incidents(config: ConfigOption = None, data_dir: DataDirOption = None, 
 
 @alerts_app.command("list")
 def list_alerts(config: ConfigOption = None, data_dir: DataDirOption = None, as_json: JsonOption = False,
-                tenant: TenantOption = None, limit: LimitOption = 100) -> None:
+                tenant: TenantOption = None, limit: LimitOption = 100, incident: IncidentOption = None) -> None:
     """List alerts, newest first."""
-    rows = _read(config, data_dir, tenant, lambda store, scope: store.alerts(scope, AlertQuery(limit=limit)))
+    query = AlertQuery(limit=limit, incident_id=incident)
+    rows = _read(config, data_dir, tenant, lambda store, scope: store.alerts(scope, query))
     public = [AlertPublic.of(a) for a in rows]
     if as_json:
         typer.echo(orjson.dumps({"alerts": [p.model_dump(mode="json") for p in public]}).decode())

@@ -177,7 +177,7 @@ async def decide_step(request: Request, principal: PagePrincipal, incident_id: s
     form, page = await read_form(request), f"/incidents/{incident_id}"
     try:
         if verdict == "approve":
-            runner.approve(run_id, step_id, principal.name, principal.role.value, utc_now())
+            runner.approve(run_id, step_id, principal.name, principal.role.value, utc_now(), tenant=principal.tenant)
         else:
             runner.reject(run_id, step_id, principal.name, principal.role.value, utc_now(),
                           form.get("reason").strip()[:4000])

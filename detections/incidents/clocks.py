@@ -14,6 +14,12 @@ polls to raise each warning once, before the deadline is missed and again when i
 - A deadline is overdue strictly after its due time; a deadline met late stays `met_late`.
 - Everything is a pure function of its arguments: no wall clock, so the same `now` gives the
   same answer (tests use a fixed one; the API passes the request's time).
+- Raising them: `deadline_alerts` turns the warnings of the incidents a periodic loop reads (the
+  pipeline's watch, `api/wiring/runtime.py`) into `Alert`s of kind `incident_clock`, whose id is
+  (incident, deadline, due soon or overdue): each is raised once however many processes or
+  restarts raise it again (the store keeps one alert per id), and the incident step adds it to the
+  incident it is about (grouping.py), so the warning shows in that incident's alerts and the
+  incident comes up in the queue.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from enum import StrEnum
 from typing import Literal
 
 from config.settings import IncidentSettings, RegulatoryClock, SlaTarget
-from pipeline.records import Incident, Severity
+from pipeline.records import Alert, DetectionKind, Incident, IncidentState, Severity, to_iso
 
 
 class DeadlineStatus(StrEnum):
@@ -158,3 +164,38 @@ class DeadlineWatch:
                 self._raised.add(key)
                 fresh.append(warning)
         return fresh
+
+
+CLOCK_RULE_ID = "govsoc-incident-deadline"
+CLOCK_RULE_TITLE = "Incident deadline"
+CLOCK_ENTITY = "incident.id"
+# Incidents whose clocks can still be missed: open ones, and resolved ones (the final report's
+# clock starts when the response ends).
+WATCHED_STATES = tuple(state for state in IncidentState
+                       if state not in (IncidentState.CLOSED, IncidentState.FALSE_POSITIVE))
+
+
+def deadline_alerts(incidents: Iterable[Incident], settings: IncidentSettings, now: datetime) -> list[Alert]:
+    """An alert for each deadline of `incidents` due soon or overdue at `now` (see the module)."""
+    by_id = {incident.id: incident for incident in incidents}
+    alerts = []
+    for warning in deadline_warnings(by_id.values(), settings, now):
+        incident, deadline = by_id[warning.incident_id], warning.deadline
+        entity = {CLOCK_ENTITY: incident.id}
+        due = to_iso(deadline.due) if deadline.due is not None else "?"
+        if warning.status is DeadlineStatus.OVERDUE:
+            what = f"missed: was due {due}"
+        else:
+            what = f"due {due}, in {_minutes(warning.remaining)} min"
+        alerts.append(Alert(
+            id=Alert.make_id(incident.tenant, CLOCK_RULE_ID, entity, f"{deadline.id}:{warning.status.value}"),
+            tenant=incident.tenant, timestamp=now, kind=DetectionKind.INCIDENT_CLOCK, rule_id=CLOCK_RULE_ID,
+            rule_title=f"{CLOCK_RULE_TITLE}: {deadline.name_en}", severity=incident.severity, event_ids=(),
+            entity=entity, tags=(), asset_id=incident.asset_id,
+            description=f"incident {incident.id} ({incident.title}): {deadline.name_vi} / {deadline.name_en} {what}",
+        ))
+    return alerts
+
+
+def _minutes(remaining: timedelta) -> int:
+    return max(0, int(remaining.total_seconds() // 60))

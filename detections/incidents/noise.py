@@ -52,6 +52,7 @@ class Decision:
 
 
 KEEP = Decision(Verdict.KEEP)
+_Covering = tuple[Suppression, frozenset[str] | None]  # a suppression and the tenants it covers (None: all)
 
 
 def dedup_key(alert: Alert) -> str:
@@ -77,15 +78,24 @@ def suppression_id(suppression: Suppression) -> str:
 
 def suppression_matches(suppression: Suppression, alert: Alert, tree: TenantTree) -> bool:
     """Does the suppression cover this alert at the alert's time (rule, entity, tenant, expiry)?"""
+    tenants = _covered_tenants(suppression, tree)
+    return (tenants is None or alert.tenant in tenants) and _matches_alert(suppression, alert)
+
+
+def _covered_tenants(suppression: Suppression, tree: TenantTree) -> frozenset[str] | None:
+    """The tenants a suppression covers (None: every tenant; empty: a tenant the tree lacks)."""
+    if suppression.tenant == "*":
+        return None
+    return tree.scope(suppression.tenant).tenant_ids if suppression.tenant in tree else frozenset()
+
+
+def _matches_alert(suppression: Suppression, alert: Alert) -> bool:
+    """Expiry, rule and entity; the tenant is checked by the caller."""
     if not suppression.is_active(alert.timestamp):
         return False
     if suppression.rule_id is not None and suppression.rule_id != alert.rule_id:
         return False
-    if any(alert.entity.get(k) != v for k, v in suppression.entity.items()):
-        return False
-    if suppression.tenant == "*":
-        return True
-    return suppression.tenant in tree and alert.tenant in tree.scope(suppression.tenant).tenant_ids
+    return all(alert.entity.get(k) == v for k, v in suppression.entity.items())
 
 
 def preview_suppression(suppression: Suppression, alerts: Iterable[Alert], tree: TenantTree) -> int:
@@ -102,15 +112,19 @@ class NoiseFilter:
         self._dedup_window = timedelta(seconds=settings.dedup_window_s)
         self._flood_window = timedelta(seconds=settings.flood_window_s)
         self._flood_max = settings.flood_max_alerts
-        self._configured = tuple(suppression_from_rule(rule) for rule in settings.suppressions)
-        self._suppressions = self._configured + tuple(suppressions)
+        self._configured = self._with_tenants(suppression_from_rule(rule) for rule in settings.suppressions)
+        self._suppressions = self._configured + self._with_tenants(suppressions)
         self._last_kept: OrderedDict[str, datetime] = OrderedDict()
         self._recent: dict[tuple[str, str], deque[datetime]] = {}
         self.dropped: Counter[Verdict] = Counter()
 
     def set_suppressions(self, stored: Sequence[Suppression]) -> None:
         """Replace the stored suppressions (the configured ones stay)."""
-        self._suppressions = self._configured + tuple(stored)
+        self._suppressions = self._configured + self._with_tenants(stored)
+
+    def _with_tenants(self, suppressions: Iterable[Suppression]) -> tuple[_Covering, ...]:
+        """Each suppression with the tenants it covers, worked out once rather than per alert."""
+        return tuple((s, _covered_tenants(s, self._tree)) for s in suppressions)
 
     def decide(self, alert: Alert) -> Decision:
         decision = self._check(alert)
@@ -121,8 +135,8 @@ class NoiseFilter:
         return decision
 
     def _check(self, alert: Alert) -> Decision:
-        for suppression in self._suppressions:
-            if suppression_matches(suppression, alert, self._tree):
+        for suppression, tenants in self._suppressions:
+            if (tenants is None or alert.tenant in tenants) and _matches_alert(suppression, alert):
                 return Decision(Verdict.SUPPRESSED, f"suppression {suppression.id}: {suppression.reason}")
         if self._dedup_window:
             last = self._last_kept.get(dedup_key(alert))

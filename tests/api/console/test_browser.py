@@ -146,6 +146,10 @@ def _queue_and_filter(page: Any) -> None:
 
 def _approve_and_comment(page: Any) -> None:
     assert page.get_by_text("chờ phê duyệt").first.is_visible()
+    countdowns = page.locator("#h-deadlines ~ table .countdown")
+    assert countdowns.count() >= 2 and page.locator(".countdown[data-live]").count() == countdowns.count()
+    assert all(re.search(r"^(còn lại|quá hạn) \d+ \w+", text) for text in countdowns.all_inner_texts()), \
+        countdowns.all_inner_texts()  # counted down by console.js, in the page's language
     assert "Failed password for root" in page.locator("pre.original").first.inner_text()
     page.get_by_role("button", name="Phê duyệt").click()
     assert page.get_by_role("status").inner_text() == "Đã phê duyệt bước."
