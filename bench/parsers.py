@@ -1,7 +1,7 @@
 """Lines per second of every registered log parser (the parser call alone), best of three.
 
-Samples: real lines where the project has them (loghub Apache error log, the demo's generated
-auth log and Windows events), generated lines in each format's documented shape otherwise.
+Samples: real lines where the project has them (loghub Apache error and Windows CBS logs, the
+demo's generated auth log and Windows events), generated lines in each format's documented shape otherwise.
 Usage: .venv/bin/python bench/parsers.py [--lines 100000]
 """
 
@@ -40,6 +40,7 @@ def samples() -> dict[str, list[str]]:
            for i, kind in zip(range(2000), ["alert", "flow", "tls"] * 700, strict=False)]
     return {
         "auth": auth, "syslog": auth, "apache_error": apache,
+        "windows_cbs": (SHARED / "loghub/Windows/Windows_2k.log").read_text(encoding="utf-8").splitlines(),
         "nginx_error": [f'2026/11/23 10:00:{i % 60:02d} [error] {1000 + i}#0: *{i} open() "/var/www/{i}.ico" failed '
                         f'(2: No such file or directory), client: 198.51.100.{i % 250}, server: x, '
                         f'request: "GET /{i}.ico HTTP/1.1"' for i in range(2000)],

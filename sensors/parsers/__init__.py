@@ -11,6 +11,7 @@ Modules, in flow order:
   "apache_error" formats).
 - firewall: FortiGate key=value logs -> `fortinet.firewall` ("fortigate"), any key=value firewall
   -> `kv_firewall.log` ("kv_firewall"); holds the key=value splitter auditd shares.
+- cbs: Windows servicing logs (CBS.log, CBS and CSI lines) -> `windows.cbs` ("windows_cbs").
 - auditd: Linux audit records -> `auditd.log` ("auditd").
 - cef: ArcSight CEF lines, bare or after a syslog header -> `cef.log` ("cef").
 - eve: Suricata EVE JSON records -> `suricata.eve` ("eve").
@@ -28,6 +29,7 @@ from typing import Any
 
 from sensors.parsers.auditd import parse_auditd_line
 from sensors.parsers.auth import parse_auth, parse_auth_line
+from sensors.parsers.cbs import parse_cbs_line
 from sensors.parsers.cef import parse_cef_line
 from sensors.parsers.eve import parse_eve_line
 from sensors.parsers.firewall import parse_fortigate_line, parse_kv_firewall_line
@@ -47,6 +49,7 @@ PARSERS: dict[str, LineParser] = {
     "auth": parse_auth_line,
     "syslog": parse_syslog_line,
     "windows_json": parse_windows_line,
+    "windows_cbs": parse_cbs_line,
     "nginx_access": parse_nginx_access_line,
     "apache_access": parse_apache_access_line,
     "nginx_error": parse_nginx_error_line,
@@ -61,6 +64,6 @@ PARSERS: dict[str, LineParser] = {
 
 __all__ = ["PARSERS", "JsonLineParser", "JsonMapping", "LineContext", "LineParser", "SyslogRecord",
            "json_parser", "parse_apache_access_line", "parse_apache_error_line", "parse_auditd_line",
-           "parse_auth", "parse_auth_line", "parse_cef_line", "parse_eve_line", "parse_fortigate_line",
-           "parse_json_line", "parse_kv_firewall_line", "parse_nginx_access_line", "parse_nginx_error_line",
-           "parse_syslog", "parse_syslog_line", "parse_windows_line"]
+           "parse_auth", "parse_auth_line", "parse_cbs_line", "parse_cef_line", "parse_eve_line",
+           "parse_fortigate_line", "parse_json_line", "parse_kv_firewall_line", "parse_nginx_access_line",
+           "parse_nginx_error_line", "parse_syslog", "parse_syslog_line", "parse_windows_line"]

@@ -312,7 +312,8 @@ def test_long_hostile_lines_parse_in_linear_time(line: str) -> None:
 
 def test_registry_keys_are_the_format_words() -> None:
     assert set(PARSERS) == {"auth", "syslog", "windows_json", "nginx_access", "apache_access", "nginx_error",
-                            "apache_error", "auditd", "eve", "fortigate", "kv_firewall", "cef", "json"}
+                            "apache_error", "auditd", "eve", "fortigate", "kv_firewall", "cef", "json",
+                            "windows_cbs"}
 
 
 def test_every_parser_module_line_function_is_registered() -> None:
@@ -343,6 +344,7 @@ SAMPLE_LINES = {
            '"alert": {"signature_id": 1, "signature": "x"}}',
     "fortigate": 'date=2026-11-23 time=10:00:00 srcip=203.0.113.7 dstip=10.0.0.1 action="deny"',
     "kv_firewall": "Nov 23 10:00:00 fw1 kernel: action=drop src=203.0.113.7 dst=10.0.0.1",
+    "windows_cbs": "2026-11-23 10:00:00, Info                  CBS    Loaded Servicing Stack v6.1.7601.23505",
     "cef": "CEF:0|Vendor|Product|1.0|100|x|5|rt=1795402800000 src=203.0.113.7",
     "json": '{"@timestamp": "2026-11-23T03:00:00Z", "message": "x"}',
 }
