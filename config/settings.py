@@ -11,9 +11,20 @@ import ipaddress
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from config.reports import ReportSettings
@@ -151,6 +162,11 @@ class DetectionSettings(_Strict):
     include_builtin_rules: bool = True
     rule_dirs: tuple[Path, ...] = ()
     correlation_max_groups: Annotated[int, Field(ge=1)] = 100_000
+    # A correlation group is dropped once it is both this far behind its tenant's newest event
+    # (beyond its own timespan) and untouched for this many correlation hits (detections/sigma/
+    # correlate.py, `Correlator.expire`): raise them for sensors that ship very late.
+    correlation_lateness: Annotated[timedelta, Field(ge=timedelta(0))] = timedelta(hours=1)
+    correlation_recent_hits: Annotated[int, Field(ge=1)] = 10_000
 
 
 SeverityLabel = Literal["informational", "low", "medium", "high", "critical"]
@@ -313,6 +329,99 @@ class PipelineSettings(_Strict):
         return own or self.store_url or f"sqlite:///{data_dir / 'govsoc.db'}"
 
 
+ConnectorName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+# Option names a secret would be written under: refused, the secret is read from a file instead.
+_INLINE_SECRETS = frozenset({"password", "passwd", "token", "secret", "api_key", "apikey", "client_secret",
+                             "bearer", "credentials", "user", "username"})
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"})
+
+
+class _ConnectorSettings(BaseModel):
+    """A connector as a deployment writes it: the kind and the options its class takes.
+
+    Only what decides where requests go and where secrets come from is typed here (config/ imports
+    nothing of ours); every other option is kept as written and checked in full by the connector's
+    own class when a process builds its runner (`playbooks.connectors.ConnectorRegistry`), at start.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    def options(self) -> dict[str, Any]:
+        """What the connector class is built from: the keys written, under the names written."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+class HttpConnectorSettings(_ConnectorSettings):
+    """POSTs JSON to `url`; `token_file` holds a bearer token, read at each request."""
+
+    kind: Literal["http"]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    token_file: Path | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class SmtpConnectorSettings(_ConnectorSettings):
+    """Mails through a relay; `credentials_file` holds the user (line 1) and password (line 2)."""
+
+    kind: Literal["smtp"]
+    host: Annotated[str, StringConstraints(min_length=1)]
+    sender: Annotated[str, StringConstraints(min_length=1)] = Field(alias="from")
+    credentials_file: Path | None = None
+
+
+ConnectorSettings = Annotated[HttpConnectorSettings | SmtpConnectorSettings, Field(discriminator="kind")]
+CONNECTOR_KINDS = ("http", "smtp")  # the kinds of `playbooks.connectors.CONNECTOR_KINDS` this model types
+_TAGS = tuple((kind,) for kind in CONNECTOR_KINDS)
+
+
+class PlaybookSettings(_Strict):
+    """Playbooks: where they are loaded from, and the connectors their side-effect steps name.
+
+    Playbooks come from the library govsoc ships (`include_builtin_playbooks`) plus every
+    directory in `playbook_dirs`. `connectors` maps the name a step writes (`connector: firewall`)
+    to `{kind: http|smtp, ...}`. Secrets are never written here: an option that would hold one
+    (`password`, `token`, an `Authorization` header, ...) is refused; name a file instead
+    (`credentials_file` for smtp, `token_file` for http), which the connector reads at each send.
+    """
+
+    include_builtin_playbooks: bool = True
+    playbook_dirs: tuple[Path, ...] = ()
+    connectors: dict[ConnectorName, ConnectorSettings] = Field(default_factory=dict)
+
+    @field_validator("connectors", mode="wrap")
+    @classmethod
+    def _by_kind(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Name a missing or unknown `kind` at its key, and drop pydantic's union tag from error
+        paths (`connectors.mail.host`, not `connectors.mail.smtp.host`): it is not a key anyone wrote."""
+        for name, options in value.items() if isinstance(value, dict) else ():
+            kind = options.get("kind") if isinstance(options, dict) else "http"
+            if kind not in CONNECTOR_KINDS:
+                reason = "required: http or smtp" if kind is None else f"unknown kind {kind!r} (known: http, smtp)"
+                raise TreeError(reason, ("playbooks", "connectors", name, "kind"))
+        try:
+            return handler(value)
+        except ValidationError as e:
+            details = [InitErrorDetails(type=d["type"], input=d["input"], ctx=d.get("ctx", {}),
+                                        loc=(d["loc"][0], *d["loc"][2:]) if d["loc"][1:2] in _TAGS else d["loc"])
+                       for d in e.errors()]
+            raise ValidationError.from_exception_data(e.title, details) from None
+
+    @model_validator(mode="after")
+    def _no_inline_secrets(self) -> PlaybookSettings:
+        for name, connector in self.connectors.items():
+            where = ("playbooks", "connectors", name)
+            file_key = "token_file" if isinstance(connector, HttpConnectorSettings) else "credentials_file"
+            for key in connector.model_extra or {}:
+                if key.lower() in _INLINE_SECRETS:
+                    raise TreeError(f"no inline secret: name a {file_key} instead", (*where, key))
+            if isinstance(connector, HttpConnectorSettings):
+                for header in connector.headers:
+                    if header.lower() in _SECRET_HEADERS:
+                        raise TreeError("no secret in a header: name a token_file instead",
+                                        (*where, "headers", header))
+        return self
+
+
 class Settings(BaseSettings):
     """Everything govsoc is configured by. Built by `config.load.load_settings`."""
 
@@ -331,6 +440,7 @@ class Settings(BaseSettings):
     reports: ReportSettings = ReportSettings()
     service_watch: ServiceWatchSettings = ServiceWatchSettings()
     ml: MlSettings = MlSettings()
+    playbooks: PlaybookSettings = PlaybookSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -3,7 +3,9 @@
 - `DetectStep`: a batch of `topics.EVENTS` messages -> the Sigma engine, the threat-intel
   matcher and the ML feed -> alerts published on `topics.ALERTS`, each carrying the asset and
   security level enrichment found on its events; intel matches are recorded as sightings after
-  publishing. `tick(now)` publishes the ML alerts of windows closed on the clock.
+  publishing. `tick(now)` publishes the ML alerts of windows closed on the clock. A message that
+  carries its decoded event (`Message.event`: the in-process bus, from the ingest step) is not
+  parsed again; any other is decoded and validated from its bytes.
 - `IncidentStep`: a batch of `topics.ALERTS` messages -> `IncidentService.ingest`.
 
 Both are plain functions of one batch (no loop, no sleeping), so tests drive them directly and
@@ -40,6 +42,9 @@ class DetectStep:
     def __call__(self, messages: Sequence[Message]) -> list[Alert]:
         events: list[Event] = []
         for message in messages:
+            if message.event is not None:  # the same event its bytes encode, already validated
+                events.append(message.event)
+                continue
             try:
                 events.append(Event.from_json(message.value))
             except GovsocError as e:  # ingest validated it already; a bad one here is a bug upstream

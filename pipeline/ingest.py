@@ -6,7 +6,9 @@ Out: events written to the EventStore and republished on `topics.EVENTS`; dead l
 `IngestStep` is the body of the worker loop, a function of one batch: it never raises for bad
 content (a message that is not a valid event becomes a dead letter holding the message bytes and
 the reason) and it publishes only after the store write returned, so a caller that commits its
-consumer offset after the step gets at-least-once delivery with idempotent writes.
+consumer offset after the step gets at-least-once delivery with idempotent writes. Each event goes
+on with its `Event` beside its bytes where the bus can carry it (`pipeline.bus.memory.publish_events`),
+so the in-process detect step does not parse it again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import structlog
 
 from config.errors import GovsocError
 from pipeline.bus import Bus, Message, topics
+from pipeline.bus.memory import publish_events
 from pipeline.enrich import Enricher
 from pipeline.errors import RefusedEvents, StoreError
 from pipeline.records import DeadLetter, Event
@@ -55,7 +58,7 @@ class IngestStep:
             self._store.write_dead_letters(letters)
             log.warning("dead_lettered", count=len(letters))
         if events:
-            self._bus.publish(topics.EVENTS, [(e.tenant, e.to_json()) for e in events])
+            publish_events(self._bus, topics.EVENTS, [(e.tenant, e.to_json(), e) for e in events])
         return IngestResult(events=len(events), new_events=new, dead_letters=len(letters))
 
     def _write(self, events: list[Event], letters: list[DeadLetter]) -> tuple[int, list[Event]]:

@@ -40,19 +40,20 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from api.wiring.detect_state import PartitionedDetect, state_key
-from api.wiring.runtime import Runtime, Worker, build_playbook_runner, build_runtime
+from api.wiring.runtime import Runtime, Worker, build_playbook_runner, build_runtime, playbook_paths
 from config.errors import GovsocError
 from config.settings import Settings
 from config.tenants import TenantScope
 from detections.intel import IntelFeed
-from detections.ml import MlConfig, MlFeed, ModelRegistry
+from detections.ml import MlConfig, MlFeed, SharedRegistry
 from detections.sigma.match import SigmaEngine
 from detections.stream import DetectStep
 from pipeline.bus import Bus, Message, topics
 from pipeline.bus.checkpoints import open_checkpoints
 from pipeline.bus.lag import group_lag
 from pipeline.records import Incident, utc_now
-from playbooks.load import LIBRARY, load_playbooks
+from playbooks.load import load_playbooks
+from playbooks.runner import PlaybookRunner
 from playbooks.triggers import triggered_playbooks
 
 log = structlog.get_logger(__name__)
@@ -197,10 +198,14 @@ def build_stage(settings: Settings, stage: Stage) -> StageProcess:
     if stage is Stage.PLAYBOOKS:
         step = PlaybookStep(runtime)
         workers = [Worker("playbooks", runtime.bus, [topics.INCIDENTS], step, settings.pipeline.batch_size)]
-        return StageProcess(stage, runtime, workers)
+        # runs cut off with the process that advanced them (a worker, or the API after an approval)
+        return StageProcess(stage, runtime, workers, watch=step.runner.resume_interrupted)
     workers = [by_name[name] for name in STAGE_WORKERS[stage]]
     if stage is Stage.DETECT:
-        workers[0].step = _partitioned_detect(settings, runtime)
+        detect = _partitioned_detect(settings, runtime)
+        workers[0].step = detect
+        return StageProcess(stage, runtime, workers, watch=_ticking(detect, workers[0]),
+                            watch_every_s=runtime.pipeline.watch_every_s)
     if stage is Stage.INCIDENTS:
         workers[0].step = _publishing_incidents(workers[0].step, runtime.bus)
         return StageProcess(stage, runtime, workers, watch=runtime.pipeline.watch,
@@ -209,18 +214,28 @@ def build_stage(settings: Settings, stage: Stage) -> StageProcess:
 
 
 def _partitioned_detect(settings: Settings, runtime: Runtime) -> PartitionedDetect:
-    """One engine per partition of the events topic, checkpointed on the bus (`detect_state`)."""
+    """One engine and one ML feed per partition of the events topic, checkpointed on the bus
+    (`detect_state`); the feeds share the models, loaded once per revision (`SharedRegistry`)."""
     ruleset = runtime.engine.ruleset
     max_groups = settings.detections.correlation_max_groups
     intel = IntelFeed(runtime.intel, runtime.tree)
-    # One feed for the process: its windows are not checkpointed (a restart loses at most the open
-    # window of each entity, unscored).
-    ml = MlFeed(ModelRegistry(settings.data_dir / "models"), [t.id for t in runtime.tree], MlConfig.of(settings),
-                timezone=settings.timezone)
-    return PartitionedDetect(lambda: SigmaEngine(ruleset, max_groups=max_groups),
-                             lambda engine: DetectStep(engine, runtime.bus, intel=intel, ml=ml),
+    registry = SharedRegistry(settings.data_dir / "models")
+    tenants, ml_config = [t.id for t in runtime.tree], MlConfig.of(settings)
+    lateness, recent_hits = settings.detections.correlation_lateness, settings.detections.correlation_recent_hits
+    return PartitionedDetect(lambda: SigmaEngine(ruleset, max_groups=max_groups, lateness=lateness,
+                                                 recent_hits=recent_hits),
+                             lambda engine, ml: DetectStep(engine, runtime.bus, intel=intel, ml=ml),
                              open_checkpoints(runtime.bus), group="detect",
-                             key=state_key(settings.data_dir / "detect-state.key"))
+                             key=state_key(settings.data_dir / "detect-state.key"),
+                             make_ml=lambda: MlFeed(registry, tenants, ml_config, timezone=settings.timezone))
+
+
+def _ticking(detect: PartitionedDetect, worker: Worker) -> Callable[[datetime], object]:
+    """The detect stage's clock: ML windows of quiet tenants close and are scored, on the
+    partitions the worker's member owns now."""
+    def tick(now: datetime) -> object:
+        return detect.tick(now, worker.consumer.assignment())
+    return tick
 
 
 def _publishing_incidents(step: Callable[[Sequence[Message]], object],
@@ -243,15 +258,22 @@ class PlaybookStep:
     """INCIDENTS messages -> a run of each playbook the incident triggers.
 
     A run's id is (playbook, incident, the incident's first sighting, mode), so a redelivered
-    message finds its run and resumes it instead of starting another.
+    message finds its run and resumes it instead of starting another. The connectors and the
+    playbook directories are the deployment's (`playbooks` settings); a connector the settings
+    describe badly is a `ConfigError` here, when the worker starts.
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._runner = build_playbook_runner(runtime, {})
-        self._playbooks, errors = load_playbooks([LIBRARY])
+        self._runner = build_playbook_runner(runtime)
+        self._playbooks, errors = load_playbooks(playbook_paths(runtime.settings))
         for error in errors:
             log.warning("playbook_skipped", error=str(error))
+
+    @property
+    def runner(self) -> PlaybookRunner:
+        """The runner the runs start with: approvals and resumes of this process go through it."""
+        return self._runner
 
     def __call__(self, messages: Sequence[Message]) -> int:
         started = 0

@@ -20,6 +20,7 @@ processes consume; on the in-process bus (`memory://`) it also drains the pipeli
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,10 +33,11 @@ import structlog
 
 from api.identity.service import IdentityPolicy, IdentityService
 from api.identity.store import SqliteIdentityStore
-from config.errors import GovsocError
+from config.errors import ConfigError, GovsocError, SourceLocation
 from config.settings import Settings
 from config.tenants import TenantScope, TenantTree
 from detections.incidents import IncidentLifecycle, IncidentService
+from detections.incidents.clocks import WATCHED_STATES, deadline_alerts
 from detections.intel import IntelFeed, IntelStore
 from detections.ml import MlConfig, MlFeed, ModelRegistry
 from detections.sensor_watch import sensor_statuses, silent_sensor_alerts
@@ -51,17 +53,21 @@ from pipeline.bus.memory import MemoryBus
 from pipeline.enrich import Enricher
 from pipeline.heartbeats import HeartbeatStep
 from pipeline.ingest import IngestStep
-from pipeline.records import Alert, utc_now
-from pipeline.store.base import EventStore, IncidentStore, SensorStore
+from pipeline.records import Alert, Incident, utc_now
+from pipeline.store.base import EventStore, IncidentQuery, IncidentStore, SensorStore
 from pipeline.store.registry import open_event_store, open_incident_store, open_sensor_store
 from pipeline.store.sqlite_db import sqlite_file_or
 from playbooks.connectors import ConnectorRegistry
+from playbooks.errors import PlaybookError
+from playbooks.load import LIBRARY
+from playbooks.query import PlaybookSources
 from playbooks.runner import PlaybookRunner
 from playbooks.runs import open_run_store
 from sensors.files import FileSource, LogBatch
 from sensors.formats import read_file
 
 log = structlog.get_logger(__name__)
+DEADLINE_PAGE = 1000  # incidents read per query by the deadline watch
 
 
 class Worker:
@@ -117,6 +123,7 @@ class ReplayStats:
     alerts: int = 0
     incidents: int = 0
     playbook_runs: int = 0
+    playbook_runs_done: int = 0  # the demo's run approved and taken to its end
     report: str | None = None  # the demo's agency report reference
     files: list[str] = field(default_factory=list)
 
@@ -225,7 +232,9 @@ def build_runtime(settings: Settings) -> Runtime:
     ruleset, issues = load_rules([*rule_paths, *settings.detections.rule_dirs])
     for issue in issues:
         log.warning("rule_skipped", error=str(issue))
-    engine = SigmaEngine(ruleset, max_groups=settings.detections.correlation_max_groups)
+    engine = SigmaEngine(ruleset, max_groups=settings.detections.correlation_max_groups,
+                         lateness=settings.detections.correlation_lateness,
+                         recent_hits=settings.detections.correlation_recent_hits)
     intel = open_intel_store(settings, tree)
     ml = MlFeed(ModelRegistry(settings.data_dir / "models"), [t.id for t in tree], MlConfig.of(settings),
                 timezone=settings.timezone)
@@ -254,20 +263,94 @@ def build_runtime(settings: Settings) -> Runtime:
     ])
     sensor_watch = _sensor_watch(settings, tree, sensors, bus)
 
-    def watch(now: datetime) -> tuple[object, list[Alert]]:
-        """Silent sensors, then the ML windows of tenants that fell quiet (each publishes its alerts)."""
-        return sensor_watch(now), detect.tick(now)
+    deadline_watch = _deadline_watch(settings, incidents, bus)
+
+    def watch(now: datetime) -> tuple[object, list[Alert], list[Alert]]:
+        """Silent sensors, the ML windows of tenants that fell quiet, and incident deadlines due
+        soon or missed (each publishes its alerts)."""
+        return sensor_watch(now), detect.tick(now), deadline_watch(now)
 
     pipeline.watch = watch
     pipeline.watch_every_s = settings.sensor_watch.check_every_s
     return Runtime(settings, tree, bus, events, incidents, sensors, engine, issues, pipeline, intel)
 
 
-def build_playbook_runner(runtime: Runtime, connectors: Mapping[str, Mapping[str, Any]]) -> PlaybookRunner:
-    """The playbook runner over the runtime's incident store; runs live beside the incidents."""
+def build_playbook_runner(runtime: Runtime,
+                          extra_connectors: Mapping[str, Mapping[str, Any]] | None = None) -> PlaybookRunner:
+    """The playbook runner over the runtime's incident store; runs live beside the incidents.
+
+    Its connectors are the deployment's (`playbooks.connectors`, built and checked now: a bad one
+    is a `ConfigError` at start, not at the first run that needs it), plus `extra_connectors` (the
+    demo's loopback one), which replace configured ones of the same name.
+    Its read-only steps read the runtime's event store (a `query` by rule hunts it by URL with the
+    rules the engine runs), and its indicator store (`enrich` with `intel`, `hunt_indicators`)."""
     lifecycle = IncidentLifecycle(runtime.incidents, runtime.settings.incidents)
+    connectors = build_connectors(runtime.settings, extra_connectors or {})
     runs = open_run_store(runtime.settings.incidents_url, runtime.settings.data_dir)
-    return PlaybookRunner(runtime.incidents, lifecycle, ConnectorRegistry.from_config(connectors), runtime.tree, runs)
+    sources = PlaybookSources(events=runtime.events, events_url=runtime.settings.events_url,
+                              rules=runtime.engine.ruleset, intel=runtime.intel,
+                              incident_settings=runtime.settings.incidents)
+    return PlaybookRunner(runtime.incidents, lifecycle, connectors, runtime.tree, runs, sources=sources)
+
+
+def build_connectors(settings: Settings, extra: Mapping[str, Mapping[str, Any]]) -> ConnectorRegistry:
+    """Every configured connector built by its own class, then `extra` (replacing same names).
+
+    Raises `ConfigError` at `playbooks.connectors.<name>[.key]`: an option the connector's class
+    refuses, or a `token_file` / `credentials_file` that is not a readable file (read again at
+    each send, so a rotated secret needs no restart, but one missing at start is a fault now).
+    """
+    registry = ConnectorRegistry()
+    for name, configured in settings.playbooks.connectors.items():
+        if name in extra:
+            log.warning("connector_replaced", connector=name, reason="the demo's own connector of that name")
+            continue
+        options = configured.options()
+        where = f"playbooks.connectors.{name}"
+        try:
+            connector = ConnectorRegistry.from_config({name: options}).get(name)
+        except PlaybookError as e:
+            raise ConfigError(e.reason.removeprefix(f"connector {name!r}: "), SourceLocation(field=where)) from e
+        for key in ("token_file", "credentials_file"):
+            path = options.get(key)
+            if path is not None and not (Path(path).is_file() and os.access(path, os.R_OK)):
+                raise ConfigError(f"{path}: not a readable file", SourceLocation(field=f"{where}.{key}"))
+        registry.add(connector)
+    demo = ConnectorRegistry.from_config(extra)
+    for name in extra:
+        registry.add(demo.get(name))
+    return registry
+
+
+def playbook_paths(settings: Settings) -> list[Path]:
+    """Where playbooks load from: the shipped library (unless turned off), then `playbooks.playbook_dirs`."""
+    builtin = [LIBRARY] if settings.playbooks.include_builtin_playbooks else []
+    return [*builtin, *settings.playbooks.playbook_dirs]
+
+
+def _deadline_watch(settings: Settings, incidents: IncidentStore, bus: Bus) -> Callable[[datetime], list[Alert]]:
+    """Publish an alert for each incident deadline that became due soon or overdue (clocks.py).
+
+    The store keeps one alert per id, so another process raising the same ones adds nothing; this
+    one remembers what it published, so it does not publish them again every round."""
+    published: set[str] = set()
+
+    def watch(now: datetime) -> list[Alert]:
+        watched: list[Incident] = []
+        while True:
+            page = incidents.incidents(TenantScope.everything(), IncidentQuery(
+                states=WATCHED_STATES, limit=DEADLINE_PAGE, offset=len(watched)))
+            watched.extend(page)
+            if len(page) < DEADLINE_PAGE:
+                break
+        alerts = [a for a in deadline_alerts(watched, settings.incidents, now) if a.id not in published]
+        if alerts:
+            bus.publish(topics.ALERTS, [(a.tenant, a.to_json()) for a in alerts])
+            published.update(a.id for a in alerts)
+            log.info("incident_deadline_alerts", count=len(alerts))
+        return alerts
+
+    return watch
 
 
 def _sensor_watch(settings: Settings, tree: TenantTree, sensors: SensorStore,

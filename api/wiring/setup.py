@@ -9,7 +9,10 @@ In: `Settings` (bus and store URLs). Out: a `SetupReport` of what exists now.
 - Stores: opening each store creates what it lacks: the search cluster's index templates
   (refusing a newer template version), SQLite and PostgreSQL tables, the playbook-run, report,
   threat-intelligence and identity stores beside them. Opening twice changes nothing.
-- Retention (optional): on a search store, event indices older than `retention_days` are deleted
+- Playbook connectors (`playbooks.connectors`) are built once and dropped: a bad one, or a secret
+  file that is missing, is a `ConfigError` now, before any worker starts. Nothing is sent.
+- Retention (optional): on a search store, an ILM or ISM policy of `retention_days` where the
+  cluster answers that API, else event indices older than that are deleted now
   (`pipeline.store.elastic_retention`); on SQLite, retention is not this command's.
 
 Nothing is deleted but expired indices; every failure raises `GovsocError` naming the URL.
@@ -38,6 +41,7 @@ class SetupReport:
     stores: list[str] = field(default_factory=list)  # redacted URLs opened (and so created)
     templates: list[str] = field(default_factory=list)
     expired_indices: list[str] = field(default_factory=list)
+    retention: str | None = None  # "ilm", "ism" (a policy) or "delete" (by name, each run)
 
 
 def setup_backends(settings: Settings, retention_days: int | None,
@@ -56,7 +60,7 @@ def setup_backends(settings: Settings, retention_days: int | None,
                 bus.ensure_topics(topics.ALL)
                 report.topics = bus.partition_counts(topics.ALL)
         on_progress(1)
-        build_playbook_runner(runtime, {})  # creates the run tables beside the incidents
+        build_playbook_runner(runtime)  # creates the run tables beside the incidents; checks the connectors
         open_report_store(settings.incidents_url, settings.data_dir).close()
         build_identity(settings, runtime.incidents)
         report.stores = sorted({redacted(url) for url in (settings.events_url, settings.incidents_url,
@@ -64,14 +68,14 @@ def setup_backends(settings: Settings, retention_days: int | None,
         on_progress(1)
         if settings.events_url.startswith(("elasticsearch://", "opensearch://")):
             from pipeline.store.elastic import ElasticEventStore
-            from pipeline.store.elastic_retention import delete_expired
+            from pipeline.store.elastic_retention import apply_retention
 
             if isinstance(runtime.events, ElasticEventStore):
                 names = runtime.events.names
                 report.templates = [names.events_template, names.dead_letters_template]
                 if retention_days is not None:
-                    report.expired_indices = delete_expired(runtime.events, retention_days, utc_now(),
-                                                            on_progress=lambda n: None)
+                    retention = apply_retention(runtime.events, retention_days, utc_now(), on_progress=lambda n: None)
+                    report.retention, report.expired_indices = retention.mode.value, retention.deleted
         on_progress(1)
     finally:
         runtime.close()

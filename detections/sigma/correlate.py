@@ -10,6 +10,12 @@ Semantics:
   backend's group-by drops it too). Correlations never cross tenants.
 - Window: `timespan` of event time ending at the newest hit of the group (inclusive). A hit older
   than that is ignored as late; one inside it counts wherever it falls.
+- Expiry (`Correlator.expire`, run by snapshots): a group is dropped only when it is both old in
+  event time (its newest hit more than timespan + lateness behind its tenant's newest) and old
+  in arrival (no hit for `recent_hits` hits fed). Event time alone is not enough: after a broker
+  restart an ingest batch published again can arrive hours of event time late, and its events
+  must still find the group that remembers them (issue 11); events that first reach their
+  partition hours late still count, as in an engine that never expires.
 - `event_count`: distinct events in the window reach the threshold (`gte: n`; `gt: n` is `gte: n+1`).
 - `value_count`: distinct values of `condition.field` in the window reach the threshold.
 - `temporal`: hits of all referenced rules (or `gte: k` of them) in the window, in any order.
@@ -33,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -52,6 +58,11 @@ from detections.sigma.errors import RuleError
 from pipeline.records import Alert, DetectionKind
 
 MAX_EVENT_IDS = 1000  # per alert; the window may have seen more
+DEFAULT_LATENESS = timedelta(hours=1)  # event time a group is kept beyond its window (see expire)
+# Hits fed that a touched group is kept for, whatever its age (see expire). It must exceed the hits
+# a partition receives between an event and its redelivery (the ingest batches not yet committed:
+# a few thousand events); the 200,000-event day in one partition keeps <= 1,033 groups, 102 kB.
+DEFAULT_RECENT_HITS = 10_000
 
 
 class CorrelationKind(StrEnum):
@@ -198,10 +209,11 @@ class _Window:
     raises nothing new. `seen` is pruned by time and capped at `threshold + SEEN_MARGIN` entries.
     """
 
-    __slots__ = ("span", "newest", "seen", "limit")
+    __slots__ = ("span", "newest", "seen", "limit", "touched")
 
     def __init__(self, span: timedelta, threshold: int) -> None:
         self.span = span
+        self.touched = 0  # the correlator's clock at the last hit that reached this group
         self.newest: datetime | None = None
         self.seen: OrderedDict[tuple[str, ...], datetime] = OrderedDict()
         self.limit = threshold + SEEN_MARGIN
@@ -361,21 +373,73 @@ class Correlator:
     Not thread-safe: one correlator per worker, like the engine that owns it.
     """
 
-    def __init__(self, specs: Sequence[CorrelationSpec], *, max_groups: int) -> None:
+    def __init__(self, specs: Sequence[CorrelationSpec], *, max_groups: int,
+                 lateness: timedelta = DEFAULT_LATENESS, recent_hits: int = DEFAULT_RECENT_HITS) -> None:
         if max_groups < 1:
             raise ValueError("max_groups must be at least 1")
         self._specs = tuple(specs)
         self._max_groups = max_groups
+        self.lateness = lateness
+        self.recent_hits = recent_hits
         self._groups: OrderedDict[GroupKey, _Window] = OrderedDict()  # least recently used first
         self._subscribers: dict[str, list[tuple[int, int]]] = {}
         for index, spec in enumerate(self._specs):
             for step in reversed(range(len(spec.sources))):  # later steps first: one hit, one step
                 self._subscribers.setdefault(spec.sources[step], []).append((index, step))
         self.evicted = 0
+        self.clock = 0  # hits fed so far (arrival order): a window's `touched` is this at its last hit
+        self.watermarks: dict[str, datetime] = {}  # tenant -> the newest hit time fed (event time)
 
     @property
     def group_count(self) -> int:
         return len(self._groups)
+
+    @property
+    def specs(self) -> tuple[CorrelationSpec, ...]:
+        return self._specs
+
+    def groups(self) -> Iterator[tuple[GroupKey, _Window]]:
+        """Every group and its window, least recently used first (for snapshot.py)."""
+        return iter(list(self._groups.items()))
+
+    def expire(self, now: datetime | None = None, lateness: timedelta | None = None) -> int:
+        """Drop the groups that are old in event time and in arrival: newest hit older than the
+        tenant's watermark - timespan - lateness (`lateness`, never less than the correlator's own)
+        and no hit for more than `recent_hits` hits; and windows that never admitted a hit.
+        Returns how many. `now` first advances every tenant's watermark to it.
+
+        Exact (an engine that never expires raises the same alerts) for every hit that arrives
+        within `recent_hits` hits of its group's last hit (a redelivery: the group still holds
+        it), and for every hit at most `lateness` behind its tenant's watermark (newer than a
+        dropped group's window, which would have restarted from empty). A hit late on both counts
+        may count in a fresh window where the old one would have ignored it or counted it with
+        others; see snapshot.py."""
+        if now is not None:
+            self.watermarks = {tenant: max(mark, now) for tenant, mark in self.watermarks.items()}
+        slack = self.lateness if lateness is None else max(lateness, self.lateness)
+        stale = []
+        for key, window in self._groups.items():
+            if window.newest is None:
+                stale.append(key)
+                continue
+            mark = self.watermarks.get(key[1])  # every group's tenant has one (restore checks it)
+            horizon = None if mark is None else mark - self._specs[key[0]].window - slack
+            if horizon is not None and window.newest < horizon and self.clock - window.touched > self.recent_hits:
+                stale.append(key)
+        for key in stale:
+            del self._groups[key]
+        return len(stale)
+
+    def install(self, groups: Iterable[tuple[GroupKey, _Window]], *, evicted: int, clock: int,
+                watermarks: Mapping[str, datetime]) -> None:
+        """Replace every group with `groups` (least recently used first) and the tenants'
+        watermarks, as a snapshot held them; beyond `max_groups` the least recently used groups
+        are dropped (and counted as evicted)."""
+        installed: OrderedDict[GroupKey, _Window] = OrderedDict(groups)
+        while len(installed) > self._max_groups:
+            installed.popitem(last=False)
+            evicted += 1
+        self._groups, self.evicted, self.clock, self.watermarks = installed, evicted, clock, dict(watermarks)
 
     def adopt(self, old: Correlator) -> int:
         """Take over `old`'s partial windows of every correlation that did not change (the same
@@ -388,7 +452,7 @@ class Correlator:
             if new_index is not None and self._specs[new_index] == spec and kept < self._max_groups:
                 self._groups[(new_index, tenant, values)] = window
                 kept += 1
-        self.evicted = old.evicted
+        self.evicted, self.clock, self.watermarks = old.evicted, old.clock, dict(old.watermarks)
         return kept
 
     def feeds(self, source: str) -> bool:
@@ -398,6 +462,10 @@ class Correlator:
     def feed(self, hit: Hit) -> list[Alert]:
         """The alerts `hit` completes, including those of correlations of correlations."""
         alerts: list[Alert] = []
+        self.clock += 1
+        newest = self.watermarks.get(hit.tenant)
+        if newest is None or hit.timestamp > newest:
+            self.watermarks[hit.tenant] = hit.timestamp
         pending = deque([hit])
         while pending:  # terminates: the loader refuses reference cycles
             current = pending.popleft()
@@ -427,8 +495,10 @@ class Correlator:
         window = self._groups.get(key)
         if window is not None:
             self._groups.move_to_end(key)
+            window.touched = self.clock
             return window
         window = self._groups[key] = _new_window(spec)
+        window.touched = self.clock
         if len(self._groups) > self._max_groups:
             self._groups.popitem(last=False)
             self.evicted += 1

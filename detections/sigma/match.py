@@ -11,7 +11,8 @@ Invariants:
 - Deterministic: a single-event alert's id is (tenant, rule, entity, event id), and correlation
   alert ids are deterministic too, so processing the same events again yields the same alert ids
   (an idempotent upsert downstream).
-- State: single-event matching has none; the correlator's groups are bounded by `max_groups`.
+- State: single-event matching has none; the correlator's groups are bounded by `max_groups`,
+  and `snapshot`/`restore` carry them to another process as plain JSON (snapshot.py).
 - `reload` swaps in a new rule set (and rule state: state.py) without a restart, keeping the
   partial windows of the correlations that did not change.
 - A rule referenced by correlations without `generate: true` still runs, to feed them, but raises
@@ -22,18 +23,20 @@ Invariants:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from config.tenants import TenantTree
 from detections.sigma.compile import CompiledRule
-from detections.sigma.correlate import Correlator, Hit, group_text
+from detections.sigma.correlate import DEFAULT_RECENT_HITS, Correlator, Hit, group_text
 from detections.sigma.dispatch import RuleIndex
 from detections.sigma.errors import RuleError
 from detections.sigma.fields import field_map_named, flat_view
 from detections.sigma.load import RuleSet
+from detections.sigma.snapshot import DEFAULT_LATENESS, restore_correlator, snapshot_correlator
 from detections.sigma.state import RuleState, apply_state
 from pipeline import ecs
 from pipeline.records import MISSING, Alert, DetectionKind, Event, lookup
@@ -46,8 +49,11 @@ ENTITY_FIELDS = (ecs.HOST_NAME, ecs.SOURCE_ADDRESS, ecs.USER_NAME)  # first pres
 class SigmaEngine:
     """A `RuleSet` run over a stream of events."""
 
-    def __init__(self, ruleset: RuleSet, *, max_groups: int = 100_000, use_prefilter: bool = True) -> None:
+    def __init__(self, ruleset: RuleSet, *, max_groups: int = 100_000, use_prefilter: bool = True,
+                 lateness: timedelta = DEFAULT_LATENESS, recent_hits: int = DEFAULT_RECENT_HITS) -> None:
         self._max_groups = max_groups
+        self._lateness = lateness
+        self._recent_hits = recent_hits
         self._use_prefilter = use_prefilter
         self.ruleset = ruleset
         self._correlator, self._index = self._build(ruleset)
@@ -55,7 +61,8 @@ class SigmaEngine:
         self._pending_lock = threading.Lock()
 
     def _build(self, ruleset: RuleSet) -> tuple[Correlator, RuleIndex]:
-        correlator = Correlator(ruleset.correlations, max_groups=self._max_groups)
+        correlator = Correlator(ruleset.correlations, max_groups=self._max_groups, lateness=self._lateness,
+                                recent_hits=self._recent_hits)
         running = [rule for rule in ruleset.rules if rule.emits_alerts or correlator.feeds(rule.info.rule_id)]
         return correlator, RuleIndex(running, use_prefilter=self._use_prefilter)
 
@@ -95,6 +102,24 @@ class SigmaEngine:
     def evicted_groups(self) -> int:
         """Groups dropped so far to stay within `max_groups` (their partial windows were lost)."""
         return self._correlator.evicted
+
+    def snapshot(self, now: datetime | None = None, *, lateness: timedelta | None = None) -> dict[str, Any]:
+        """The correlation state as plain JSON-able data (snapshot.py: what is kept, versioning).
+
+        Expired groups are dropped first, here too, so this engine and one restored from the
+        snapshot hold the same groups and raise the same alerts from here on: a group expires when
+        it is old in event time (its newest hit more than timespan + lateness behind its tenant's
+        newest event, or behind `now` when given) and old in arrival (no hit for the engine's
+        `recent_hits` hits). `lateness` defaults to the engine's and is never taken below it.
+        Between batches only."""
+        return snapshot_correlator(self._correlator, now, self._lateness if lateness is None else lateness)
+
+    def restore(self, snapshot: Mapping[str, Any]) -> int:
+        """Replace the correlation state with `snapshot`'s (taken from an engine of the same rules);
+        returns the groups dropped because their correlation is gone or changed. Raises
+        `SnapshotError` on a snapshot of another format or version, or a malformed one, and then
+        changes nothing."""
+        return restore_correlator(self._correlator, snapshot)
 
     def process(self, events: Sequence[Event]) -> list[Alert]:
         """The alerts these events raise, in event order; correlation state carries over batches."""

@@ -10,7 +10,10 @@ Contract (both implementations):
 - `save` returns once the checkpoint is durable (acknowledged like a bus publish); a failure
   raises `BusError` and the caller must not commit.
 - `load` returns the newest checkpoint saved for (group, topic, partition), or None.
-- Checkpoints are opaque bytes; the caller versions what it puts in them.
+- Checkpoints are opaque bytes; the caller versions, signs and sizes what it puts in them
+  (api/wiring/detect_state.py: compressed JSON under an HMAC that also covers the offset, since
+  the offset header written here is not signed; at most 900 kB, below Kafka's default 1 MB
+  `message.max.bytes`, which a bigger record would hit as `MessageSizeTooLargeError`).
 
 - `MemoryCheckpoints`: a dict, for the in-process bus (nothing outlives the process anyway).
 - `KafkaCheckpoints`: a topic per group, `govsoc.state.<group>`, with as many partitions as the

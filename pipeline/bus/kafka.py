@@ -33,6 +33,11 @@ The ack/commit contract (pipeline/bus/base.py, checked by tests/pipeline/contrac
   never get partitions. A join takes ~0.4 s on an idle group (3 s on a new Kafka group, about half
   of `session_timeout_ms` on Tansu) and, in a rebalance, until every member has rejoined: members
   of one group must poll from different threads or processes.
+- A reply kafka-python cannot decode while the member joins (noida-db, right after a restart, can
+  answer a SyncGroup with an empty assignment; kafka-python then fails with `struct.error` and
+  leaves the member believing it is in the group, with no partitions) makes that `poll` raise
+  `BusError`, and the member is replaced by a new one (logged `kafka_consumer_rejoin`) on the next
+  `poll`, without committing: the worker's retry loop carries on instead of the process dying.
 
 URL parameters (all optional):
 
@@ -59,6 +64,8 @@ at start instead of being ignored. Clients connect lazily: building the bus does
 
 from __future__ import annotations
 
+import contextlib
+import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -91,6 +98,18 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 _JOIN_SLICE_S = 0.25
 # Errors by which a group refuses a commit because it rebalanced since the poll (see docstring).
 _REBALANCED = (kafka.errors.CommitFailedError, kafka.errors.RebalanceInProgressError)
+# Errors by which a broker says it no longer knows this idempotent producer's sequence (a broker
+# restarted without its producer state, as the test brokers do; a producer id expired): the send
+# was refused, nothing of it written, and kafka-python's producer is unusable afterwards.
+_PRODUCER_STATE_LOST: tuple[type[Exception], ...] = tuple(
+    error for error in (getattr(kafka.errors, name, None)
+                        for name in ("OutOfOrderSequenceNumberError", "UnknownProducerIdError"))
+    if isinstance(error, type)
+)
+# What kafka-python raises, besides KafkaError, when a broker's reply does not decode: noida-db's
+# SyncGroup answer right after a restart can carry an empty assignment, which kafka-python 3.0's
+# `ConsumerProtocolAssignment.decode` fails on (struct.error) after it marked the member STABLE.
+_UNDECODABLE = (struct.error, ValueError, EOFError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,14 +289,39 @@ class KafkaBus:
             raise BusError(f"kafka: publishing {len(messages)} messages to {topic!r} failed: {e}") from e
 
     def _send_all(self, topic: str, messages: Sequence[tuple[str | None, bytes]]) -> None:
-        producer = self._producer_client()
-        futures = [
-            producer.send(topic, key=None if key is None else key.encode("utf-8"), value=value)
-            for key, value in messages
-        ]
-        producer.flush()  # bounded by delivery_timeout_ms: every send ends acknowledged or failed
-        for future in futures:
-            future.get()  # raises the error of a failed send
+        """Send and wait for every acknowledgement. When the broker lost this producer's sequence
+        state, only the refused messages are sent again, in their order, from a new producer: the
+        acknowledged ones are not repeated, so a partition keeps its order (a caller retrying the
+        whole batch would write its head twice and the rest after other batches)."""
+        pending = list(messages)
+        for attempt in range(3):
+            producer = self._producer_client()
+            futures = [
+                producer.send(topic, key=None if key is None else key.encode("utf-8"), value=value)
+                for key, value in pending
+            ]
+            producer.flush()  # bounded by delivery_timeout_ms: every send ends acknowledged or failed
+            refused: list[tuple[str | None, bytes]] = []
+            lost: Exception | None = None
+            for message, future in zip(pending, futures, strict=True):
+                try:
+                    future.get()  # raises the error of a failed send
+                except _PRODUCER_STATE_LOST as e:
+                    refused.append(message)
+                    lost = e
+            if lost is None:
+                return
+            if attempt == 2:
+                raise lost
+            log.warning("kafka_producer_reset", topic=topic, resent=len(refused), reason=type(lost).__name__)
+            self._reset_producer()
+            pending = refused
+
+    def _reset_producer(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=0)
 
     def consumer(self, topics: Sequence[str], group: str) -> KafkaBusConsumer:
         self._ensure_topics(topics)
@@ -392,20 +436,42 @@ class KafkaBusConsumer:
         self._lock = threading.Lock()  # rebalance callbacks run on kafka-python's I/O thread
         self._closed = False
         self._join_timeout_s = options.join_timeout_ms / 1000
-        self._consumer = _connect(kafka.KafkaConsumer, options, options.consumer_config(group))
-        self._consumer.subscribe(topics=list(topics), listener=_DropRevoked(self))
+        self._options = options
+        self._consumer: Any = None
+        self._consumer = self._member()
+
+    def _member(self) -> Any:
+        consumer = _connect(kafka.KafkaConsumer, self._options, self._options.consumer_config(self.group))
+        consumer.subscribe(topics=list(self.topics), listener=_DropRevoked(self))
+        return consumer
+
+    def _rejoin(self, reason: str) -> None:
+        """Replace a member that kafka-python left broken (STABLE, yet without its assignment) by
+        a new one, without committing: what was polled and not committed comes again."""
+        log.warning("kafka_consumer_rejoin", group=self.group, reason=reason)
+        broken, self._consumer = self._consumer, None
+        with self._lock:
+            self._pending.clear()
+        with contextlib.suppress(Exception):  # it is broken: closing it may fail in any way
+            broken.close(autocommit=False)
 
     def poll(self, max_messages: int = 500, timeout_s: float = 0.0) -> list[Message]:
         if self._closed:
             raise BusError(f"kafka: consumer of group {self.group!r} is closed")
         if max_messages < 1:
             return []
+        if self._consumer is None:  # the last member was dropped by `_rejoin`
+            self._consumer = self._member()
         try:
             batches = self._consumer.poll(timeout_ms=max(0, int(timeout_s * 1000)), max_records=max_messages)
             if not batches and not self._is_stable():
                 batches = self._finish_join(max_messages)
         except kafka.errors.KafkaError as e:
             raise BusError(f"kafka: polling {', '.join(self.topics)} for group {self.group!r} failed: {e}") from e
+        except _UNDECODABLE as e:
+            self._rejoin(f"{type(e).__name__}: {e}")
+            raise BusError(f"kafka: group {self.group!r} sent a reply kafka-python could not decode "
+                           f"({type(e).__name__}: {e}); this member rejoins on its next poll") from e
         out: list[Message] = []
         with self._lock:
             for tp, records in batches.items():
@@ -441,7 +507,7 @@ class KafkaBusConsumer:
     def commit(self) -> None:
         with self._lock:
             offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._pending.items()}
-        if not offsets:
+        if not offsets or self._consumer is None:
             return
         try:
             self._consumer.commit(offsets)
@@ -468,6 +534,8 @@ class KafkaBusConsumer:
     def lag(self) -> int | None:
         """End offsets minus this member's positions over its partitions; None while it joins or
         when the broker does not answer (a metric must not stop the worker)."""
+        if self._consumer is None:
+            return None
         try:
             parts = list(self._consumer.assignment())
             if not parts:
@@ -480,6 +548,8 @@ class KafkaBusConsumer:
 
     def assignment(self) -> frozenset[tuple[str, int]]:
         """The (topic, partition) pairs this member owns now; empty while it joins its group."""
+        if self._consumer is None:
+            return frozenset()
         return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
 
     def close(self) -> None:
@@ -487,6 +557,8 @@ class KafkaBusConsumer:
         if self._closed:
             return
         self._closed = True
+        if self._consumer is None:
+            return
         try:
             self._consumer.close(autocommit=False)
         except kafka.errors.KafkaError as e:

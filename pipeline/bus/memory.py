@@ -7,16 +7,43 @@ survives the process, which is why sensors spool to disk before they publish.
 Memory is bounded by what is not yet committed: once every group that reads a topic has
 committed past a message, the message is dropped (offsets stay absolute, so positions and
 commits are unaffected). A topic no group reads keeps its messages.
+
+`publish_events` is `publish` for messages whose `Event` the publisher holds (the ingest step):
+each message carries it beside its bytes (`Message.event`), so an in-process consumer need not
+parse and validate the bytes again. The bytes stay the message; the event is their decoded form.
+`publish_events(bus, ...)` is how a publisher uses it: the shortcut where the bus has it, plain
+`publish` of the bytes everywhere else (Kafka).
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
-from pipeline.bus.base import Message
+from pipeline.bus.base import Bus, Message
+from pipeline.records import Event
+
+EventMessage = tuple[str | None, bytes, Event]  # key, the event's JSON, the event itself
+
+
+@runtime_checkable
+class EventPublisher(Protocol):
+    """A bus that can carry each message's decoded Event beside its bytes (see the module docstring)."""
+
+    def publish_events(self, topic: str, messages: Sequence[EventMessage]) -> None:
+        """`publish` of (key, value) with each message's `event` set; `value` must encode `event`."""
+        ...
+
+
+def publish_events(bus: Bus, topic: str, messages: Sequence[EventMessage]) -> None:
+    """Publish event messages with their events where `bus` can carry them, else their bytes alone."""
+    if isinstance(bus, EventPublisher):
+        bus.publish_events(topic, messages)
+    else:
+        bus.publish(topic, [(key, value) for key, value, _ in messages])
 
 
 @dataclass
@@ -61,12 +88,18 @@ class MemoryBus:
         return zlib.crc32(key.encode()) % self._partitions
 
     def publish(self, topic: str, messages: Sequence[tuple[str | None, bytes]]) -> None:
+        self._append(topic, ((key, value, None) for key, value in messages))
+
+    def publish_events(self, topic: str, messages: Sequence[EventMessage]) -> None:
+        self._append(topic, messages)
+
+    def _append(self, topic: str, messages: Iterable[tuple[str | None, bytes, Event | None]]) -> None:
         with self._cond:
             parts = self._topic(topic)
-            for i, (key, value) in enumerate(messages):
+            for i, (key, value, event) in enumerate(messages):
                 p = self.partition_for(key, i)
                 log = parts[p]
-                log.messages.append(Message(topic, p, log.end, key, value))
+                log.messages.append(Message(topic, p, log.end, key, value, event))
             self._cond.notify_all()
 
     def consumer(self, topics: Sequence[str], group: str) -> MemoryConsumer:
@@ -141,6 +174,11 @@ class MemoryConsumer:
                 log.end - self._position.get((topic, p), self._bus._committed.get((self._group, topic, p), 0))
                 for topic in self._topics for p, log in enumerate(self._bus._topic(topic))
             )
+
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        """Every partition of its topics: members of one group share them here (no rebalancing)."""
+        with self._bus._cond:
+            return frozenset((topic, p) for topic in self._topics for p in range(len(self._bus._topic(topic))))
 
     def close(self) -> None:
         self._closed = True

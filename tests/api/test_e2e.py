@@ -148,3 +148,16 @@ def test_a_waiting_playbook_step_is_decided_through_the_api(demo: tuple[str, Pat
     assert decided.status_code == 200, decided.text
     steps = {s["step_id"]: s["state"] for s in decided.json()["steps"]}
     assert steps["block-source"] == "skipped" and decided.json()["state"] != "waiting_approval"
+
+
+def test_the_demo_shows_a_finished_run_beside_the_waiting_ones(demo: tuple[str, Path]) -> None:
+    """Bộ Tài chính's malware run was approved by its analyst and the national centre's, and ended."""
+    base, data = demo
+    users = credentials(data)
+    btc = users["analyst-btc"]["token"]
+    body: Any = get(base, "/api/v1/incidents?limit=200", btc).json()
+    states = []
+    for incident in body["incidents"]:
+        runs: Any = get(base, f"/api/v1/incidents/{incident['id']}/runs", btc).json()
+        states += [(r["playbook_id"], r["state"]) for r in runs["runs"]]
+    assert ("malware-execution", "done") in states and ("malware-execution", "waiting_approval") in states

@@ -67,7 +67,8 @@ def sibling_samples(door: Door) -> dict[str, str]:
     return {"incident_id": door.incidents["danang"], "run_id": run_id, "step_id": step_id, "verdict": "approve",
             "clock_id": "initial-report", "key_id": door.key_ids["danang"], "reference": door.reports["danang"],
             "indicator_id": door.indicators["danang"], "provider_id": "agency",
-            "rule_id": "e8048fae-d72c-423a-81f4-cd4906a1bbcf"}
+            "rule_id": "e8048fae-d72c-423a-81f4-cd4906a1bbcf",
+            "sensor": "danang-s1"}  # a sensor name (the door's tree configures none: 404 for a sibling, as for all)
 
 
 def url_for(door: Door, path: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -444,3 +445,11 @@ VALUES = st.recursive(
 @given(st.dictionaries(KEYS, VALUES, max_size=5))
 def test_any_mapping_gives_settings_or_config_error(tmp_path: Path, data: dict[str, object]) -> None:
     load_text(tmp_path, yaml.safe_dump(data).encode())
+
+
+def test_correlation_expiry_settings_load_and_are_checked(tmp_path: Path) -> None:
+    good = write(tmp_path, MINIMAL + "detections:\n  correlation_lateness: PT3H\n  correlation_recent_hits: 50000\n")
+    detections = load_settings(good).detections
+    assert (detections.correlation_lateness, detections.correlation_recent_hits) == (timedelta(hours=3), 50_000)
+    bad = write(tmp_path, MINIMAL + "detections:\n  correlation_recent_hits: 0\n")
+    assert "correlation_recent_hits" in str(only_error(bad))

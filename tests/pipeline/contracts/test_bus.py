@@ -119,6 +119,17 @@ def test_each_group_sees_everything(bus: Bus, topic: str, group: str) -> None:
         consumer.close()
 
 
+def test_a_member_owns_the_partitions_it_was_handed_messages_of(bus: Bus, topic: str, group: str) -> None:
+    bus.publish(topic, [(f"k{i}", f"{i}".encode()) for i in range(20)])
+    consumer = bus.consumer([topic], group)
+    messages = _drain(consumer, 20)
+    assert len(messages) == 20
+    owned = consumer.assignment()
+    assert {(m.topic, m.partition) for m in messages} <= owned
+    assert {name for name, _ in owned} == {topic}
+    consumer.close()
+
+
 def test_consumer_reads_several_topics(bus: Bus, topic: str, group: str) -> None:
     bus.publish(f"{topic}.1", [(None, b"1")])
     bus.publish(f"{topic}.2", [(None, b"2")])
