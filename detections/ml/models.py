@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +40,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import RobustScaler, StandardScaler
 
 from config.errors import GovsocError, SourceLocation
-from detections.ml.features import FEATURE_NAMES, FeatureRow
+from detections.ml.features import FEATURE_NAMES, EntityKind, FeatureRow
 
 FORMAT_VERSION = 1
 # Least distance between a baseline's median score and its threshold, per score (see `_anchor`):
@@ -49,6 +49,8 @@ DETECTOR_FLOOR = 1e-3
 DEVIATION_FLOOR = 1.0
 COMBINED_FLOOR = 0.1
 Matrix = npt.NDArray[np.float64]
+Anchoring = Literal["per_feature", "largest"]
+ANCHORINGS: tuple[Anchoring, ...] = ("per_feature", "largest")
 
 
 class ModelError(GovsocError):
@@ -105,12 +107,16 @@ class ModelSpec:
     random_state: int = 0
     min_rows: int = 50
     deviation_guard: bool = True  # also score the largest single-feature deviation (see `Baseline`)
+    deviation_anchoring: Anchoring = "per_feature"  # how that deviation is measured (see `Baseline`)
 
     def check(self) -> None:
         if self.detector not in DETECTORS:
             raise ModelError(f"unknown detector {self.detector!r}; known: {', '.join(sorted(DETECTORS))}")
         if self.scaler not in SCALERS:
             raise ModelError(f"unknown scaler {self.scaler!r}; known: {', '.join(sorted(SCALERS))}")
+        if self.deviation_anchoring not in ANCHORINGS:
+            raise ModelError(f"unknown deviation anchoring {self.deviation_anchoring!r}; "
+                             f"known: {', '.join(ANCHORINGS)}")
         if not 0.0 < self.target_alert_rate < 0.5:
             raise ModelError(f"target alert rate {self.target_alert_rate} is not in (0, 0.5)")
 
@@ -123,6 +129,13 @@ class Baseline:
     (1 - target rate) quantile: the detector's score, and the largest robust deviation of any one
     feature (in log space). The second catches what trees cannot: a value beyond anything in the
     baseline, or a change in a feature that never varied (IsolationForest cannot split on it).
+
+    Per-feature anchoring (`anchors_above` / `anchors_below`, the default since 2026-11-23): each
+    feature's deviation is first divided by that feature's own (1 - target rate) quantile of baseline
+    deviations on the same side of the median, so "far" means far for that feature, in that
+    direction. Without it (`"largest"`, and files written before), the raw largest deviation is
+    anchored as a whole, and its tail is set by the noisiest feature: a 6-11x excess of bytes out
+    over anything seen stayed under it (bench/ml_own.py, exfiltration).
     """
 
     median: tuple[float, ...]  # raw feature values: what explanations show
@@ -133,6 +146,9 @@ class Baseline:
     deviation_anchor: tuple[float, float]  # (median, quantile) of the baseline's largest deviations
     score_median: float  # of the combined score on the baseline
     threshold: float  # its (1 - target rate) quantile: the alert threshold
+    # Per feature, the (1 - rate) quantile of its deviations above the median, then below; () = "largest".
+    anchors_above: tuple[float, ...] = ()
+    anchors_below: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +174,18 @@ class AnomalyModel:
         spread = max(self.baseline.threshold - self.baseline.score_median, COMBINED_FLOOR)
         return (score - self.baseline.threshold) / spread
 
+    def deviation(self, prepared: Matrix) -> npt.NDArray[np.float64]:
+        """Per row, the largest deviation, each feature's in units of its own anchor when there are anchors."""
+        baseline = self.baseline
+        if baseline.anchors_above:
+            return anchored_deviation(prepared, baseline.log_median, baseline.log_scale,
+                                      (baseline.anchors_above, baseline.anchors_below))
+        return max_deviation(prepared, baseline.log_median, baseline.log_scale)
+
     def _combine(self, detector: npt.NDArray[np.float64], prepared: Matrix) -> npt.NDArray[np.float64]:
         combined = _anchored(detector, self.baseline.detector_anchor)
         if self.spec.deviation_guard:
-            deviation = max_deviation(prepared, self.baseline.log_median, self.baseline.log_scale)
+            deviation = self.deviation(prepared)
             combined = np.maximum(combined, _anchored(deviation, self.baseline.deviation_anchor))
         return combined
 
@@ -202,6 +226,18 @@ def max_deviation(rows: Matrix, median: Sequence[float] | Matrix,
     return np.asarray(deviation.max(axis=1), dtype=np.float64)
 
 
+def anchored_deviation(rows: Matrix, median: Sequence[float] | Matrix, scale: Sequence[float] | Matrix,
+                       anchors: tuple[Sequence[float] | Matrix, Sequence[float] | Matrix]) -> npt.NDArray[np.float64]:
+    """Per row, the largest deviation in units of its feature's anchor on that side of the median.
+
+    Sides apart: a feature whose low values vary a lot (windows with one small flow) keeps a sharp
+    anchor for its high values (bytes out far above anything seen), and the other way round."""
+    deviation = (rows - np.asarray(median)) / np.asarray(scale)
+    above = np.maximum(deviation, 0.0) / np.asarray(anchors[0])
+    below = np.maximum(-deviation, 0.0) / np.asarray(anchors[1])
+    return np.asarray(np.maximum(above, below).max(axis=1), dtype=np.float64)
+
+
 def train_model(rows: Matrix, feature_names: Sequence[str], spec: ModelSpec, *, tenant: str, kind: str,
                 info: Mapping[str, Any] | None = None) -> AnomalyModel:
     """Fit on baseline `rows` (n x len(feature_names)); raises `ColdStart` under `spec.min_rows`."""
@@ -216,7 +252,7 @@ def train_model(rows: Matrix, feature_names: Sequence[str], spec: ModelSpec, *, 
     prepared = preprocess(data)
     pipeline.fit(prepared)
     detector_scores = _training_scores(pipeline, prepared)
-    baseline = _calibrate(data, prepared, detector_scores, spec.target_alert_rate)
+    baseline = _calibrate(data, prepared, detector_scores, spec)
     details = {"rows": int(data.shape[0]), "trained_at": datetime.now(UTC).isoformat(),
                "data_sha256": hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest(), **(info or {})}
     model = AnomalyModel(tenant, kind, tuple(feature_names), spec, pipeline, baseline, details)
@@ -227,16 +263,25 @@ def train_model(rows: Matrix, feature_names: Sequence[str], spec: ModelSpec, *, 
     return dataclasses.replace(model, baseline=final)
 
 
-def _calibrate(data: Matrix, prepared: Matrix, detector_scores: npt.NDArray[np.float64], rate: float) -> Baseline:
+def _calibrate(data: Matrix, prepared: Matrix, detector_scores: npt.NDArray[np.float64], spec: ModelSpec) -> Baseline:
     """Everything but the final threshold (which needs the anchors this sets)."""
+    rate = spec.target_alert_rate
     log_median = np.median(prepared, axis=0)
     log_scale = robust_scale(prepared)
+    # Per feature: the (1 - rate) quantile of its own deviations, never under DEVIATION_FLOOR spreads.
+    deviations = (prepared - log_median) / log_scale
+    # Per feature and side: the (1 - rate) quantile of its deviations, never under DEVIATION_FLOOR spreads.
+    above = np.maximum(np.quantile(np.maximum(deviations, 0.0), 1.0 - rate, axis=0), DEVIATION_FLOOR)
+    below = np.maximum(np.quantile(np.maximum(-deviations, 0.0), 1.0 - rate, axis=0), DEVIATION_FLOOR)
+    per_feature = spec.deviation_anchoring == "per_feature"
+    largest = (anchored_deviation(prepared, log_median, log_scale, (above, below)) if per_feature
+               else max_deviation(prepared, log_median, log_scale))
     return Baseline(
         median=_floats(np.median(data, axis=0)), scale=_floats(robust_scale(data)),
         log_median=_floats(log_median), log_scale=_floats(log_scale),
         detector_anchor=_anchor(detector_scores, rate, DETECTOR_FLOOR),
-        deviation_anchor=_anchor(max_deviation(prepared, log_median, log_scale), rate, DEVIATION_FLOOR),
-        score_median=0.0, threshold=1.0,
+        deviation_anchor=_anchor(largest, rate, DEVIATION_FLOOR), score_median=0.0, threshold=1.0,
+        anchors_above=_floats(above) if per_feature else (), anchors_below=_floats(below) if per_feature else (),
     )
 
 
@@ -265,7 +310,7 @@ def save_model(model: AnomalyModel, path: Path) -> Path:
         "feature_names": list(model.feature_names), "pipeline": model.pipeline,
         "spec": {"detector": spec.detector, "scaler": spec.scaler, "target_alert_rate": spec.target_alert_rate,
                  "random_state": spec.random_state, "min_rows": spec.min_rows,
-                 "deviation_guard": spec.deviation_guard},
+                 "deviation_guard": spec.deviation_guard, "deviation_anchoring": spec.deviation_anchoring},
         "baseline": {key: list(value) if isinstance(value, tuple) else value
                      for key, value in dataclasses.asdict(model.baseline).items()},
         "info": dict(model.info),
@@ -310,7 +355,8 @@ def _from_payload(payload: Any, expected: Sequence[str] | None, where: SourceLoc
         names = tuple(payload["feature_names"])
         fields: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
                                   for key, value in payload["baseline"].items()}
-        model = AnomalyModel(payload["tenant"], payload["kind"], names, ModelSpec(**payload["spec"]),
+        spec = ModelSpec(**{"deviation_anchoring": "largest", **payload["spec"]})  # files before it: largest
+        model = AnomalyModel(payload["tenant"], payload["kind"], names, spec,
                              payload["pipeline"], Baseline(**fields), payload["info"])
     except (KeyError, TypeError, AttributeError) as e:
         raise ModelError(f"not a govsoc model ({type(e).__name__}: {e}); retrain", where) from e
@@ -347,10 +393,20 @@ class TrainOutcome:
 def train_kinds(rows: Sequence[FeatureRow], spec: ModelSpec, *, tenant: str,
                 info: Mapping[str, Any] | None = None) -> list[TrainOutcome]:
     """One model per entity kind from one tenant's rows; kinds with too little history get a status."""
+    matrices = {kind: np.array([r.values for r in rows if r.tenant == tenant and r.kind is kind],
+                               dtype=np.float64).reshape(-1, len(names))
+                for kind, names in FEATURE_NAMES.items()}
+    return train_matrices(matrices, spec, tenant=tenant, info=info)
+
+
+def train_matrices(matrices: Mapping[EntityKind, Matrix], spec: ModelSpec, *, tenant: str,
+                   info: Mapping[str, Any] | None = None) -> list[TrainOutcome]:
+    """`train_kinds` on one feature matrix per kind (rows in closing order, `FEATURE_NAMES` columns),
+    as training.TrainingSet holds them; a kind missing from `matrices` has no rows (cold start)."""
     outcomes: list[TrainOutcome] = []
     for kind, names in FEATURE_NAMES.items():
-        matrix = np.array([r.values for r in rows if r.tenant == tenant and r.kind is kind], dtype=np.float64)
-        matrix = matrix.reshape(-1, len(names))
+        matrix = matrices.get(kind)
+        matrix = np.empty((0, len(names))) if matrix is None else np.asarray(matrix, dtype=np.float64)
         try:
             model = train_model(matrix, names, spec, tenant=tenant, kind=kind.value, info=info)
         except ColdStart as e:
