@@ -1,9 +1,10 @@
 """NSL-KDD through the product's model pipeline: fit on normal records of KDDTrain+_20Percent only,
 threshold at a 1% target alert rate on that baseline, evaluate on KDDTest+ and KDDTest-21.
 
-Floors are a little under what this code measured (IsolationForest, random_state 0, full files):
-KDDTest+ AUC 0.966, detection rate 0.550, false positives 1.5%; KDDTest-21 AUC 0.844, detection rate 0.410,
-false positives 6.8% (its normal records are the hard ones).
+Floors are a little under what this code measured (IsolationForest with the deviation guard anchored
+per feature and side, random_state 0, full files; bench/ml_nslkdd.py, 2026-11-23):
+KDDTest+ AUC 0.9691, detection rate 0.413, false positives 0.97%; KDDTest-21 AUC 0.8593, detection
+rate 0.412, false positives 4.4% (its normal records are the hard ones).
 """
 
 from __future__ import annotations
