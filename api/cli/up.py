@@ -24,7 +24,14 @@ from api.cli.progress import byte_progress
 from api.demo.playbooks import DEMO_CONNECTORS
 from api.identity.service import IdentityService
 from api.reports import ReportService, open_report_store
-from api.wiring import Runtime, build_identity, build_playbook_runner, build_rule_service, build_runtime
+from api.wiring import (
+    Runtime,
+    attach_playbooks,
+    build_identity,
+    build_playbook_runner,
+    build_rule_service,
+    build_runtime,
+)
 from config.errors import ConfigError, GovsocError
 from config.tenants import TenantScope
 from pipeline.bus import topics
@@ -55,6 +62,7 @@ def up(
         # the configured connectors, checked before any work; the demo's loopback one replaces a
         # configured connector of its name, so nothing the demo approves leaves the machine
         runner = build_playbook_runner(runtime, DEMO_CONNECTORS if demo else None)
+        attach_playbooks(runtime, runner)  # new incidents start the playbooks they trigger
         if demo:
             _load_demo(runtime, identity, quiet)
         # this process is the only one that runs playbooks: a run left RUNNING was cut off by the

@@ -36,15 +36,18 @@ log = structlog.get_logger(__name__)
 DEMO_CONNECTORS = {"http": {"kind": "http", "url": "http://127.0.0.1:9/govsoc-demo-containment"}}
 
 
-def start_demo_playbooks(runtime: Runtime, runner: PlaybookRunner, now: datetime) -> int:
-    """Start every triggered playbook on the stored incidents; returns how many runs started."""
+def start_demo_playbooks(runtime: Runtime, runner: PlaybookRunner) -> int:
+    """Start every triggered playbook on the stored incidents; returns how many runs started.
+
+    Each starts at the incident's first sighting, as the playbook worker starts it
+    (`api.wiring.PlaybookStep`): where `govsoc up`'s worker already started a run, this finds it."""
     playbooks, errors = load_playbooks(playbook_paths(runtime.settings))
     for error in errors:
         log.warning("playbook_skipped", error=str(error))
     started = 0
     for incident in runtime.incidents.incidents(TenantScope.everything(), IncidentQuery(limit=1000)):
         for playbook in triggered_playbooks(incident, playbooks, runtime.tree):
-            runner.start(incident, playbook, now)
+            runner.start(incident, playbook, incident.first_seen)
             started += 1
     return started
 

@@ -170,7 +170,7 @@ def load_demo(runtime: Runtime, now: datetime, on_progress: Callable[[int], None
     total.alerts += run_demo_watch(runtime, runtime.settings.data_dir / "demo", now).alerts
     from api.demo.playbooks import DEMO_CONNECTORS, finish_demo_run, start_demo_playbooks  # step 4
 
-    total.playbook_runs = start_demo_playbooks(runtime, build_playbook_runner(runtime, DEMO_CONNECTORS), now)
+    total.playbook_runs = start_demo_playbooks(runtime, build_playbook_runner(runtime, DEMO_CONNECTORS))
     total.playbook_runs_done = 1 if finish_demo_run(runtime, now) else 0
     from api.demo.reports import file_demo_report  # step 5: Bộ Y tế reports through the API
 

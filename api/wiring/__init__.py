@@ -11,7 +11,15 @@ The ack/commit contract is the same everywhere: a worker commits a batch's offse
 its step returned, and a step returns only once its writes are durable.
 """
 
-from api.wiring.processes import STAGE_WORKERS, PlaybookStep, Stage, StageProcess, StageStats, build_stage
+from api.wiring.processes import (
+    STAGE_WORKERS,
+    PlaybookStep,
+    Stage,
+    StageProcess,
+    StageStats,
+    attach_playbooks,
+    build_stage,
+)
 from api.wiring.runtime import (
     Pipeline,
     ReplayStats,
@@ -29,6 +37,7 @@ __all__ = [
     "STAGE_WORKERS",
     "Pipeline",
     "PlaybookStep",
+    "attach_playbooks",
     "ReplayStats",
     "Runtime",
     "SetupReport",

@@ -254,6 +254,20 @@ def _publishing_incidents(step: Callable[[Sequence[Message]], object],
     return run
 
 
+def attach_playbooks(runtime: Runtime, runner: PlaybookRunner) -> PlaybookStep:
+    """The embedded back end's playbooks (`govsoc up`): the incident worker publishes each incident
+    it opened or updated on `topics.INCIDENTS`, and a playbook worker in the same pipeline starts
+    the runs they trigger, with `runner` (the process's, so the API's approvals and these runs
+    share connectors). The scale-out back end runs the same two halves as separate workers."""
+    step = PlaybookStep(runtime, runner)
+    for worker in runtime.pipeline.workers:
+        if worker.name == "incidents":
+            worker.step = _publishing_incidents(worker.step, runtime.bus)
+    runtime.pipeline.workers.append(
+        Worker("playbooks", runtime.bus, [topics.INCIDENTS], step, runtime.settings.pipeline.batch_size))
+    return step
+
+
 class PlaybookStep:
     """INCIDENTS messages -> a run of each playbook the incident triggers.
 
@@ -263,9 +277,9 @@ class PlaybookStep:
     describe badly is a `ConfigError` here, when the worker starts.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, runner: PlaybookRunner | None = None) -> None:
         self._runtime = runtime
-        self._runner = build_playbook_runner(runtime)
+        self._runner = runner if runner is not None else build_playbook_runner(runtime)
         self._playbooks, errors = load_playbooks(playbook_paths(runtime.settings))
         for error in errors:
             log.warning("playbook_skipped", error=str(error))
