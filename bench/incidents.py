@@ -61,6 +61,7 @@ from rich.table import Table
 from api.demo.authlog import ICT, Attack, AuthLogSpec, generate_auth_log
 from api.demo.windows import WindowsSpec, generate_windows_events
 from api.wiring import build_runtime
+from api.wiring.runtime import freeze_heap
 from config.load import load_settings
 from config.settings import IncidentSettings, NoiseSettings, SuppressionRule
 from config.tenants import TenantScope, TenantTree
@@ -286,6 +287,7 @@ class Latency:
     cpu_s: float
     stage_cpu_s: dict[str, float]
     gc: GcTime
+    label: str = ""  # how the run differed ("frozen heap")
 
     @property
     def cpu_us_per_event(self) -> dict[str, float]:
@@ -312,9 +314,11 @@ def _publish(bus: Bus, messages: Sequence[tuple[str, str, bytes]], rate: int, ob
         bus.publish(topics.RAW, [(key, value) for _, key, value in chunk])
 
 
-def measure_latency(rate: int, messages: Sequence[EventMessage], work: Path) -> Latency:
-    settings = load_settings(None, overrides={"data_dir": work / f"rate-{rate}"})
+def measure_latency(rate: int, messages: Sequence[EventMessage], work: Path, freeze: bool = False) -> Latency:
+    settings = load_settings(None, overrides={"data_dir": work / f"rate-{rate}{'-frozen' if freeze else ''}"})
     runtime = build_runtime(settings)
+    if freeze:
+        freeze_heap()  # what `govsoc up` and the workers do once built
     observer = Observer()
     for worker in runtime.pipeline.workers:
         step = observer.timed(worker.name, worker.step)
@@ -337,8 +341,10 @@ def measure_latency(rate: int, messages: Sequence[EventMessage], work: Path) -> 
     wall, cpu = drained - wall, time.process_time() - cpu
     incidents = runtime.incidents.count_incidents(TenantScope.everything(), IncidentQuery())
     runtime.close()
+    gc.unfreeze()
     lat = observer.latencies
-    return Latency(rate=rate, events=len(messages), achieved_rate=len(messages) / (published - started),
+    return Latency(label="frozen heap" if freeze else "", rate=rate, events=len(messages),
+                   achieved_rate=len(messages) / (published - started),
                    alerts=len(lat), events_in_alerts=len(observer.alert_events), incidents=incidents,
                    p50=_quantile(lat, 0.50), p95=_quantile(lat, 0.95), p99=_quantile(lat, 0.99),
                    max=max(lat, default=float("nan")), drain_s=drained - published, wall_s=wall, cpu_s=cpu,
@@ -416,7 +422,7 @@ def latency_table(rows: Sequence[Latency], title: str) -> Table:
                   "p50 ms", "p95 ms", "p99 ms", "max ms", "drain after last publish s", "wall s", "CPU s",
                   title=title)
     for r in rows:
-        table.add_row(f"{r.rate:,}", f"{r.achieved_rate:,.0f}", f"{r.events:,}", f"{r.alerts:,}",
+        table.add_row(f"{r.rate:,} {r.label}".strip(), f"{r.achieved_rate:,.0f}", f"{r.events:,}", f"{r.alerts:,}",
                       f"{r.events_in_alerts:,} ({100 * r.events_in_alerts / r.events:.1f} %)", f"{r.incidents:,}",
                       f"{1000 * r.p50:.0f}", f"{1000 * r.p95:.0f}", f"{1000 * r.p99:.0f}", f"{1000 * r.max:.0f}",
                       f"{r.drain_s:.2f}", f"{r.wall_s:.1f}", f"{r.cpu_s:.1f}")
@@ -432,7 +438,7 @@ def cpu_table(rows: Sequence[Latency], title: str) -> Table:
     for r in rows:
         per = r.cpu_us_per_event
         total = sum(per.values())
-        table.add_row(f"{r.rate:,}", f"{per.get('ingest', 0):.0f}", f"{per.get('detect', 0):.0f}",
+        table.add_row(f"{r.rate:,} {r.label}".strip(), f"{per.get('ingest', 0):.0f}", f"{per.get('detect', 0):.0f}",
                       f"{per.get('incidents', 0):.0f}", f"{total:.0f}", f"{1e6 / total:,.0f}",
                       f"{1e6 * r.gc.total_s / r.events:.0f}", f"{r.gc.full}, {1000 * r.gc.longest_s:.0f}",
                       f"{r.cpu_s / r.wall_s:.2f}")
@@ -446,6 +452,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="publishing time per rate")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--compare-freeze", action="store_true",
+                        help="on the wall clock, each rate twice more: without, then with `freeze_heap`")
     parser.add_argument("--skip-shared", action="store_true",
                         help="latency on a core of its own only, not on the wall clock of this machine")
     args = parser.parse_args()
@@ -466,6 +474,9 @@ def main() -> None:
             messages = event_messages(demo_events(rate * args.seconds, work))
             if not args.skip_shared:
                 shared.append(measure_latency(rate, messages, work))
+            if args.compare_freeze:
+                for freeze in (False, True):
+                    shared.append(measure_latency(rate, messages, work, freeze=freeze))
             own.append(measure_latency_own_core(rate, messages, work))
         for measured, clock in ((shared, "wall clock, this machine as it is"), (own, "CPU clock: a core of its own")):
             if measured:

@@ -18,7 +18,7 @@ import uvicorn
 from api.app import create_app
 from api.cli.common import ConfigOption, DataDirOption, ExitCode, err_console, fail, settings_from
 from api.reports import ReportService, open_report_store
-from api.wiring import build_identity, build_playbook_runner, build_runtime
+from api.wiring import build_identity, build_playbook_runner, build_runtime, freeze_heap
 from config.errors import ConfigError, GovsocError
 
 
@@ -38,6 +38,7 @@ def api_serve(
         runtime = build_runtime(settings)
         identity = build_identity(settings, runtime.incidents)
         runner = build_playbook_runner(runtime)  # the configured connectors, checked before serving
+        freeze_heap()  # what lives as long as the process, out of the collector's full runs
     except ConfigError as e:
         fail(e, ExitCode.USAGE)
     except GovsocError as e:

@@ -31,6 +31,7 @@ from api.wiring import (
     build_playbook_runner,
     build_rule_service,
     build_runtime,
+    freeze_heap,
 )
 from config.errors import ConfigError, GovsocError
 from config.tenants import TenantScope
@@ -68,6 +69,7 @@ def up(
         # this process is the only one that runs playbooks: a run left RUNNING was cut off by the
         # last stop; it continues now, never repeating a side effect it had finished
         runner.resume_interrupted(utc_now(), idle_for=timedelta(0))
+        freeze_heap()  # what lives as long as the process, out of the collector's full runs
     except ConfigError as e:
         fail(e, ExitCode.USAGE)
     except GovsocError as e:

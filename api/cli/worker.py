@@ -36,7 +36,7 @@ from api.cli.common import (
     out_console,
     settings_from,
 )
-from api.wiring import Stage, StageProcess, StageStats, build_stage
+from api.wiring import Stage, StageProcess, StageStats, build_stage, freeze_heap
 from config.errors import GovsocError
 
 worker_app = typer.Typer(
@@ -63,6 +63,7 @@ def run_stage(stage: Stage, config: ConfigOption, data_dir: DataDirOption, metri
         process = build_stage(settings, stage)
     except GovsocError as e:
         fail(e, ExitCode.RUNTIME)
+    freeze_heap()  # what lives as long as the process, out of the collector's full runs
     stop = threading.Event()
     _stop_on_signals(stop)
     try:

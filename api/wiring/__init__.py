@@ -29,6 +29,7 @@ from api.wiring.runtime import (
     build_playbook_runner,
     build_rule_service,
     build_runtime,
+    freeze_heap,
     open_intel_store,
 )
 from api.wiring.setup import SetupReport, setup_backends
@@ -50,6 +51,7 @@ __all__ = [
     "build_rule_service",
     "build_runtime",
     "build_stage",
+    "freeze_heap",
     "open_intel_store",
     "setup_backends",
 ]
