@@ -263,6 +263,10 @@ class IncidentSettings(_Strict):
     the SLA per severity, the regulatory clocks and noise control."""
 
     group_window_s: Annotated[int, Field(ge=1)] = 24 * 3600
+    # An incident's severity is its worst alert's, one step higher on an asset of security level 4
+    # or 5, and one step higher again at a tenant of these kinds (its place in the tree: the
+    # national centre's own systems are the e-government services every agency relies on).
+    severity_raise_tenant_kinds: tuple[TenantKind, ...] = (TenantKind.NATIONAL,)
     sla: dict[SeverityLabel, SlaTarget] = Field(default_factory=_default_sla)
     regulatory_clocks: tuple[RegulatoryClock, ...] = Field(default_factory=_default_clocks)
     noise: NoiseSettings = NoiseSettings()

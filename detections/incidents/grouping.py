@@ -8,7 +8,9 @@ is within `group_window_s` of it; otherwise it opens a new incident. A deadline 
 `incident_clock`, clocks.py) joins the incident it is about. Only alerts the store did
 not hold before are grouped, so replaying the same input never counts an alert twice.
 Severity: the highest of the incident's alerts, one step higher when the affected asset has an
-information-system security level of 4 or 5 (capped at critical).
+information-system security level of 4 or 5, and one more at a tenant whose kind
+`incidents.severity_raise_tenant_kinds` lists (its level in the tree; default: the national
+centre), capped at critical.
 Ids: an incident's id derives from its first alert, so rebuilding from the same alerts gives the
 same incidents.
 Noise: before grouping, each new alert passes the `NoiseFilter` (noise.py); an alert it drops
@@ -43,10 +45,11 @@ CONFLICT_ATTEMPTS = 5
 HIGH_VALUE_LEVEL = 4
 
 
-def incident_severity(alert_severity: Severity, security_level: int | None) -> Severity:
-    if security_level is not None and security_level >= HIGH_VALUE_LEVEL:
-        return Severity(min(alert_severity + 1, Severity.CRITICAL))
-    return alert_severity
+def incident_severity(alert_severity: Severity, security_level: int | None, tenant_raised: bool = False) -> Severity:
+    """The alert's severity, a step higher on a high-value asset (security level 4-5) and a step
+    higher at a tenant whose kind `incidents.severity_raise_tenant_kinds` lists; at most critical."""
+    steps = int(security_level is not None and security_level >= HIGH_VALUE_LEVEL) + int(tenant_raised)
+    return Severity(min(alert_severity + steps, Severity.CRITICAL))
 
 
 class IncidentService:
@@ -55,6 +58,8 @@ class IncidentService:
         self._tree = tree
         self._window = timedelta(seconds=settings.group_window_s)
         self.noise = NoiseFilter(settings.noise, tree)
+        raised = set(settings.severity_raise_tenant_kinds)
+        self._raised = frozenset(t.id for t in tree if t.kind in raised)
 
     def ingest(self, alerts: Sequence[Alert]) -> list[Incident]:
         """Store `alerts` and group the new ones the noise filter keeps; returns the incidents
@@ -124,7 +129,7 @@ class IncidentService:
         for alert in alerts:
             if run and run[-1][1].last_seen < alert.timestamp - self._window:
                 break  # beyond the window: this alert opens the next incident
-            current, action = _grouped(alert, current, utc_now())
+            current, action = _grouped(alert, current, utc_now(), alert.tenant in self._raised)
             run.append((alert, current, action))
         return run, expected
 
@@ -143,9 +148,9 @@ def _group_key(alert: Alert) -> tuple[str, str, str]:
     return alert.tenant, alert.rule_id, "|".join(f"{k}={v}" for k, v in sorted(alert.entity.items()))
 
 
-def _grouped(alert: Alert, current: Incident | None, now: datetime) -> tuple[Incident, str]:
+def _grouped(alert: Alert, current: Incident | None, now: datetime, tenant_raised: bool) -> tuple[Incident, str]:
     """The incident after adding `alert` to `current` (or a new one), and the audit action."""
-    severity = incident_severity(alert.severity, alert.security_level)
+    severity = incident_severity(alert.severity, alert.security_level, tenant_raised)
     if current is None:
         incident = Incident(
             id=stable_id("incident", alert.tenant, alert.rule_id, alert.id),

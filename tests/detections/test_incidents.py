@@ -73,6 +73,21 @@ def test_severity_rises_with_a_high_value_asset(store: IncidentStore) -> None:
     assert incident_severity(Severity.MEDIUM, 2) is Severity.MEDIUM
 
 
+def test_severity_rises_with_the_tenants_level_in_the_tree(store: IncidentStore) -> None:
+    """`incidents.severity_raise_tenant_kinds` (default: the national centre) adds a step, on top
+    of the asset's; other tenants keep the alert's severity."""
+    service(store).ingest([make_alert(tenant="national", severity=Severity.MEDIUM),
+                           make_alert(tenant="hanoi", severity=Severity.MEDIUM),
+                           make_alert(tenant="national", rule_id="other", severity=Severity.HIGH, security_level=5)])
+    by_tenant = {(i.tenant, i.rule_id): i.severity for i in store.incidents(ALL, IncidentQuery())}
+    assert by_tenant[("national", "rule-1")] is Severity.HIGH
+    assert by_tenant[("hanoi", "rule-1")] is Severity.MEDIUM
+    assert by_tenant[("national", "other")] is Severity.CRITICAL  # two steps, capped
+    none = IncidentService(store, TREE, IncidentSettings(severity_raise_tenant_kinds=()))
+    assert none.ingest([make_alert(tenant="national", rule_id="third", severity=Severity.LOW)])[0].severity \
+        is Severity.LOW
+
+
 def test_every_change_is_audited_and_the_chain_verifies(store: IncidentStore) -> None:
     service(store).ingest([make_alert(n=0), make_alert(n=60)])
     [incident] = store.incidents(ALL, IncidentQuery())
