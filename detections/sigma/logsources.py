@@ -84,18 +84,19 @@ class LogSource:
 
 LogSourceKey = tuple[str | None, str | None, str | None]  # (category, product, service)
 
-# SigmaHQ/pySigma-pipeline-sysmon, sigma/pipelines/sysmon/sysmon.py @ 1776747:
-# `sysmon_generic_logsource_eventid_mapping` (category -> Sysmon event ids, service sysmon).
+# SigmaHQ/pySigma-pipeline-sysmon 2.0.0, sigma/pipelines/sysmon/sysmon.py:
+# `sysmon_generic_logsource_eventid_mapping` (category -> Sysmon event ids, service sysmon). Since
+# 2.0 `file_delete` is event 23 only and 26 (FileDeleteDetected) is `file_delete_detected`.
 SYSMON_CATEGORY_EVENT_IDS: dict[str, tuple[int, ...]] = {
     "process_creation": (1,), "file_change": (2,), "network_connection": (3,),
     "process_termination": (5,), "sysmon_status": (4, 16), "driver_load": (6,), "image_load": (7,),
     "create_remote_thread": (8,), "raw_access_thread": (9,), "process_access": (10,),
     "file_event": (11,), "registry_add": (12,), "registry_delete": (12,), "registry_set": (13,),
     "registry_rename": (14,), "registry_event": (12, 13, 14), "create_stream_hash": (15,),
-    "pipe_created": (17, 18), "wmi_event": (19, 20, 21), "dns_query": (22,), "file_delete": (23, 26),
-    "clipboard_capture": (24,), "process_tampering": (25,), "sysmon_error": (255,),
-    # Newer Sysmon events (v14/v15) the stored pipeline predates; ids from Sysmon's event schema.
+    "pipe_created": (17, 18), "wmi_event": (19, 20, 21), "dns_query": (22,), "file_delete": (23,),
+    "clipboard_capture": (24,), "process_tampering": (25,), "file_delete_detected": (26,),
     "file_block_executable": (27,), "file_block_shredding": (28,), "file_executable_detected": (29,),
+    "sysmon_error": (255,),
 }
 
 # SigmaHQ/pySigma-pipeline-windows, sigma/pipelines/windows/windows.py @ 13555a7:
