@@ -1,7 +1,8 @@
 """The detection worker's steps: events from the bus -> alerts -> incidents.
 
 - `DetectStep`: a batch of `topics.EVENTS` messages -> the Sigma engine, the threat-intel
-  matcher and the ML feed -> alerts published on `topics.ALERTS`, each carrying the asset and
+  matcher, the ML feed and the service-watch detector (the `service_watch` check events: outages,
+  certificates, DNS, defacement) -> alerts published on `topics.ALERTS`, each carrying the asset and
   security level enrichment found on its events; intel matches are recorded as sightings after
   publishing. `tick(now)` publishes the ML alerts of windows closed on the clock. A message that
   carries its decoded event (`Message.event`: the in-process bus, from the ingest step) is not
@@ -25,6 +26,8 @@ from detections.incidents import IncidentService
 from detections.intel import IntelFeed
 from detections.ml import MlFeed
 from detections.sigma.match import SigmaEngine
+from detections.watch import WatchDetector
+from detections.watch.observe import DATASET as WATCH_DATASET
 from pipeline.bus import Bus, Message, topics
 from pipeline.records import Alert, Event, Incident
 
@@ -33,11 +36,12 @@ log = structlog.get_logger(__name__)
 
 class DetectStep:
     def __init__(self, engine: SigmaEngine, bus: Bus, intel: IntelFeed | None = None,
-                 ml: MlFeed | None = None) -> None:
+                 ml: MlFeed | None = None, watch: WatchDetector | None = None) -> None:
         self._engine = engine
         self._bus = bus
         self._intel = intel
         self._ml = ml
+        self._watch = watch
 
     def __call__(self, messages: Sequence[Message]) -> list[Alert]:
         events: list[Event] = []
@@ -54,6 +58,10 @@ class DetectStep:
             raised = [*raised, *self._intel.process(events)]
         if self._ml is not None:
             raised = [*raised, *self._ml.process(events)]
+        if self._watch is not None:
+            checks = [e for e in events if e.get("event.dataset") == WATCH_DATASET]
+            if checks:
+                raised = [*raised, *self._watch.process(checks)]
         alerts = [_with_asset(alert, events) for alert in raised]
         if alerts:
             self._bus.publish(topics.ALERTS, [(a.tenant, a.to_json()) for a in alerts])

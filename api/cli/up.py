@@ -33,6 +33,7 @@ from api.wiring import (
     build_runtime,
     freeze_heap,
 )
+from api.wiring.service_watch import start_service_watch
 from config.errors import ConfigError, GovsocError
 from config.tenants import TenantScope
 from pipeline.bus import topics
@@ -88,6 +89,7 @@ def up(
     stop = threading.Event()
     worker = threading.Thread(target=runtime.pipeline.run, args=(stop,), name="pipeline", daemon=True)
     worker.start()
+    watching = start_service_watch(runtime, stop)  # the configured targets, on their intervals
     api = settings.api
     err_console.print(f"govsoc API on http://{api.host}:{api.port} (OpenAPI: /docs); data in {settings.data_dir}",
                       markup=False, highlight=False, soft_wrap=True)
@@ -96,6 +98,8 @@ def up(
     finally:
         stop.set()
         worker.join(timeout=5)
+        if watching is not None:
+            watching.join(timeout=5)
         report_store.close()
         rule_service.store.close()
         runtime.close()

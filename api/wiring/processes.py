@@ -48,6 +48,7 @@ from detections.intel import IntelFeed
 from detections.ml import MlConfig, MlFeed, SharedRegistry
 from detections.sigma.match import SigmaEngine
 from detections.stream import DetectStep
+from detections.watch import WatchDetector
 from pipeline.bus import Bus, Message, topics
 from pipeline.bus.checkpoints import open_checkpoints
 from pipeline.bus.lag import group_lag
@@ -224,7 +225,8 @@ def _partitioned_detect(settings: Settings, runtime: Runtime) -> PartitionedDete
     lateness, recent_hits = settings.detections.correlation_lateness, settings.detections.correlation_recent_hits
     return PartitionedDetect(lambda: SigmaEngine(ruleset, max_groups=max_groups, lateness=lateness,
                                                  recent_hits=recent_hits),
-                             lambda engine, ml: DetectStep(engine, runtime.bus, intel=intel, ml=ml),
+                             lambda engine, ml: DetectStep(engine, runtime.bus, intel=intel, ml=ml,
+                                                           watch=WatchDetector(settings.service_watch)),
                              open_checkpoints(runtime.bus), group="detect",
                              key=state_key(settings.data_dir / "detect-state.key"),
                              make_ml=lambda: MlFeed(registry, tenants, ml_config, timezone=settings.timezone))

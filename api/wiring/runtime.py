@@ -48,6 +48,7 @@ from detections.sigma.manage import RuleService
 from detections.sigma.match import SigmaEngine
 from detections.sigma.state import SqliteRuleStateStore
 from detections.stream import DetectStep, IncidentStep
+from detections.watch import WatchDetector
 from pipeline.bus import Bus, Consumer, Message, open_bus, topics
 from pipeline.bus.keys import KeyedBus, entity_key, rekey_event
 from pipeline.bus.memory import MemoryBus
@@ -239,7 +240,7 @@ def build_runtime(settings: Settings) -> Runtime:
     intel = open_intel_store(settings, tree)
     ml = MlFeed(ModelRegistry(settings.data_dir / "models"), [t.id for t in tree], MlConfig.of(settings),
                 timezone=settings.timezone)
-    detect = DetectStep(engine, bus, intel=IntelFeed(intel, tree), ml=ml)
+    detect = DetectStep(engine, bus, intel=IntelFeed(intel, tree), ml=ml, watch=WatchDetector(settings.service_watch))
     incident = IncidentStep(IncidentService(incidents, tree, settings.incidents))
     pipeline = Pipeline(bus, [], detect, incident)
     batch = settings.pipeline.batch_size
