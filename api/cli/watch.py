@@ -3,8 +3,12 @@
 `run` checks every configured target once from this machine (the settings' `service_watch`, or a
 YAML file of the same shape given with `--targets`), judges each check with the detector (a one-shot
 run has no learned page baseline, so no defacement verdicts; certificate and DNS findings, and an
-outage when `outage.consecutive_failures` is 1), stores the events (enriched, as ingest would) unless
-`--no-save`, and prints one row per target. Exit 1 when a target is down or a finding was raised.
+outage when `outage.consecutive_failures` is 1), saves the events unless `--no-save`, and prints
+one row per target. Saving follows the back end: on a shared bus (`kafka://`, the scale-out back
+end) the events go to `topics.RAW` as a sensor's do, so the ingest workers store them and the
+detect workers judge them with their learned state and raise the alerts; on the embedded back end
+(no bus to share) they are written to the event store, enriched as ingest would. Exit 1 when a
+target is down or a finding was raised.
 `status` prints the newest stored check of every target and vantage point, from the event store.
 """
 
@@ -27,6 +31,8 @@ from config.settings import Settings
 from config.tenants import TenantScope, TenantTree
 from config.watch import ServiceWatchSettings
 from detections.watch import WatchDetector, check_row
+from pipeline.bus import open_bus, topics
+from pipeline.bus.keys import entity_key
 from pipeline.enrich import Enricher
 from pipeline.records import Alert, Event
 from pipeline.store.base import MAX_LIMIT, EventQuery
@@ -88,6 +94,9 @@ def _save(settings: Settings, events: Sequence[Event]) -> None:
     unknown = sorted({e.tenant for e in events if e.tenant not in tree})
     if unknown:
         fail(f"service_watch.targets: unknown tenant {unknown[0]!r}", ExitCode.USAGE)
+    if not settings.pipeline.bus_url.startswith("memory://"):
+        _publish(settings.pipeline.bus_url, events)
+        return
     enricher = Enricher(tree)
     store = open_event_store(settings.store_url)
     try:
@@ -96,6 +105,20 @@ def _save(settings: Settings, events: Sequence[Event]) -> None:
         fail(e, ExitCode.RUNTIME)
     finally:
         store.close()
+
+
+def _publish(bus_url: str, events: Sequence[Event]) -> None:
+    """The events on the shared bus's `topics.RAW`, keyed as a sensor keys them."""
+    try:
+        bus = open_bus(bus_url)
+    except GovsocError as e:
+        fail(e, ExitCode.RUNTIME)
+    try:
+        bus.publish(topics.RAW, [(entity_key(e.tenant, e.doc), e.to_json()) for e in events])
+    except GovsocError as e:
+        fail(e, ExitCode.RUNTIME)
+    finally:
+        bus.close()
 
 
 def _print(rows: Sequence[dict[str, Any]], alerts: Sequence[Alert], as_json: bool) -> None:

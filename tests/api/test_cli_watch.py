@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from typer.testing import CliRunner
@@ -15,10 +18,17 @@ from api.demo.watch import PortalServer, run_demo_watch
 from api.wiring import build_runtime
 from config.load import load_settings
 from config.tenants import TenantScope
+from pipeline.bus import open_bus, topics
+from pipeline.records import Event
 from pipeline.store.base import AlertQuery, IncidentQuery
 from playbooks.load import LIBRARY, load_playbooks
 from playbooks.triggers import triggered_playbooks
 from tests.sensors.watch.loopback import CertLab, serving
+
+if TYPE_CHECKING:  # imported for real by pytest_plugins
+    from tests.servers.kafka import KafkaServer
+
+pytest_plugins = ["tests.servers.kafka"]
 
 runner = CliRunner()
 app = typer.Typer()
@@ -92,3 +102,27 @@ def test_demo_defaces_danang_and_opens_its_incident(tmp_path: Path) -> None:
     (alert,) = alerts
     assert "Before (" in alert.description and "+Owned" in alert.description
     assert errors == [] and triggered == ["website-defacement"]
+
+
+def test_on_a_shared_bus_run_publishes_the_checks_for_the_workers(tmp_path: Path,
+                                                                  own_noida_kafka: KafkaServer) -> None:
+    """Scale-out: the checks go to `topics.RAW` (the ingest workers store them, the detect workers
+    judge them), not straight into the event store past the pipeline."""
+    lab = CertLab.create(tmp_path)
+    server = lab.serve("portal.hanoi.example", days=3)
+    server.pages["portal.danang.example"] = b"<title>Da Nang</title>"
+    bus_url = own_noida_kafka.url(partitions=1)  # a broker of its own: nothing else on govsoc.raw
+    with serving(server):
+        result = runner.invoke(app, ["watch", "run", "--targets", str(targets_file(tmp_path, lab, server)),
+                                     "--data-dir", str(tmp_path), "--json"], env={"GOVSOC_BUS": bus_url})
+    assert result.exit_code == 1, result.output  # the expiring certificate
+    bus = open_bus(bus_url)
+    consumer = bus.consumer([topics.RAW], f"check-{uuid.uuid4().hex}")
+    seen: list[Event] = []
+    deadline = time.monotonic() + 30
+    while len(seen) < 2 and time.monotonic() < deadline:
+        seen += [Event.from_json(m.value) for m in consumer.poll(100, 0.5)]
+    consumer.close()
+    bus.close()
+    assert sorted((e.tenant, e.get("event.dataset")) for e in seen) == [("danang", "service_watch"),
+                                                                        ("hanoi", "service_watch")]
