@@ -105,6 +105,19 @@ def set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def object_at(doc: dict[str, Any], *parents: str) -> dict[str, Any]:
+    """The object at `parents` in a nested document, made on the way where absent or not an object,
+    as `set_path` makes them (parsers fill several keys of one object through it)."""
+    node = doc
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    return node
+
+
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted name, leaf value) pairs of a nested document; lists are leaves."""
     for key, value in doc.items():

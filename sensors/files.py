@@ -40,7 +40,7 @@ from config.errors import ConfigError
 from pipeline import ecs
 from pipeline.errors import ParseError
 from pipeline.ids import IdPrefix
-from pipeline.records import DeadLetter, Event, set_path
+from pipeline.records import DeadLetter, Event, object_at, set_path
 from sensors.parsers import PARSERS, LineContext, LineParser
 
 log = structlog.get_logger(__name__)
@@ -168,13 +168,13 @@ class _LineConverter:
 
     def _annotate_fast(self, doc: dict[str, Any], line: _Line, text: str, tags: list[str]) -> None:
         """`_annotate` with the ECS paths spelled out: the same keys, values and key order."""
-        _child(doc, "organization")["id"] = self.source.tenant
-        observer = _child(doc, "observer")
+        object_at(doc, "organization")["id"] = self.source.tenant
+        observer = object_at(doc, "observer")
         observer["name"] = self.source.sensor
         observer["type"] = OBSERVER_TYPE_SENSOR
-        _child(doc, "event")["original"] = text
-        log_object = _child(doc, "log")
-        _child(log_object, "file")["path"] = self.absolute
+        object_at(doc, "event")["original"] = text
+        log_object = object_at(doc, "log")
+        object_at(log_object, "file")["path"] = self.absolute
         log_object["offset"] = line.offset
         if tags:
             doc[ecs.TAGS] = [*doc.get(ecs.TAGS, []), *tags]
@@ -184,15 +184,6 @@ class _LineConverter:
         return DeadLetter.create(source=self.path, reason=f"line {line.number}, byte {line.offset}: {reason}",
                                  raw=line.raw if raw is None else raw, tenant=self.source.tenant,
                                  position=line.offset)
-
-
-def _child(node: dict[str, Any], key: str) -> dict[str, Any]:
-    """`node[key]`, made an empty object first when absent or not an object (as `set_path` does)."""
-    child = node.get(key)
-    if not isinstance(child, dict):
-        child = {}
-        node[key] = child
-    return child
 
 
 def read_log_file(path: Path, source: FileSource, *, batch_size: int = 1000,

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline import ecs
-from pipeline.records import set_path
+from pipeline.records import object_at, set_path
 from sensors.parsers.syslog import LineContext, SyslogRecord, parse_syslog, program_name, syslog_document
 
 # ECS names not yet in pipeline/ecs.py (to move there), then Filebeat's own `system.auth.*`.
@@ -129,7 +129,7 @@ def _set_user(doc: dict[str, Any], name: str | None, field: str = ecs.USER_NAME)
 
 def _set_source(doc: dict[str, Any], address: str, port: str | None = None) -> None:
     """`source.address`, and `source.ip` if it is an IP address, else `source.domain`."""
-    source = _object(doc, "source")
+    source = object_at(doc, "source")
     source["address"] = address
     ip = _normalised_ip(address)
     if ip is None:
@@ -153,21 +153,12 @@ def _normalised_ip(address: str) -> str | None:
 
 def _relate(doc: dict[str, Any], key: str, value: str) -> None:
     """Append `value` to the list `related.<key>`, once."""
-    related = _object(doc, "related")
+    related = object_at(doc, "related")
     values = related.get(key)
     if values is None:
         related[key] = [value]
     elif value not in values:
         values.append(value)
-
-
-def _object(doc: dict[str, Any], key: str) -> dict[str, Any]:
-    """`doc[key]`, made an empty object first when absent or not an object (as `set_path` does)."""
-    child = doc.get(key)
-    if not isinstance(child, dict):
-        child = {}
-        doc[key] = child
-    return child
 
 
 def _key_values(items: list[str]) -> dict[str, str]:

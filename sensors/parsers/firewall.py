@@ -34,7 +34,7 @@ from typing import Any
 
 from pipeline import ecs
 from pipeline.errors import ParseError
-from pipeline.records import set_path
+from pipeline.records import object_at, set_path
 from sensors.parsers.syslog import LineContext, parse_syslog
 
 _PAIR = re.compile(r"""(?<![^ ])([^\s="']+)=(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^ ]*))""")
@@ -115,11 +115,11 @@ def parse_fortigate_line(line: str, ctx: LineContext) -> dict[str, Any]:
     for key, parents, leaf in _FORTI_TEXT_PLAN:
         value = pairs.get(key)
         if value and not (key.endswith("country") and value == "Reserved"):  # private range
-            _object_at(doc, parents)[leaf] = value
+            object_at(doc, *parents)[leaf] = value
     for key, parents, leaf in _FORTI_INT_PLAN:
         value = pairs.get(key)
         if _is_count(value):
-            _object_at(doc, parents)[leaf] = int(value or 0)
+            object_at(doc, *parents)[leaf] = int(value or 0)
     if _is_count(pairs.get("duration")):
         set_path(doc, "event.duration", int(pairs["duration"]) * 1_000_000_000)  # ECS: nanoseconds
     if pairs.get("proto"):
@@ -212,18 +212,6 @@ def _set_endpoint(doc: dict[str, Any], side: str, address: str | None, port: str
         endpoint["port"] = int(port or 0)
     if endpoint:
         doc.setdefault(side, {}).update(endpoint)
-
-
-def _object_at(doc: dict[str, Any], parents: tuple[str, ...]) -> dict[str, Any]:
-    """The object at `parents`, made on the way where absent or not an object (as `set_path`)."""
-    node = doc
-    for part in parents:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    return node
 
 
 def _is_count(value: str | None) -> bool:
