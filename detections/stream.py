@@ -27,7 +27,6 @@ from detections.intel import IntelFeed
 from detections.ml import MlFeed
 from detections.sigma.match import SigmaEngine
 from detections.watch import WatchDetector
-from detections.watch.observe import DATASET as WATCH_DATASET
 from pipeline.bus import Bus, Message, topics
 from pipeline.records import Alert, Event, Incident
 
@@ -59,9 +58,7 @@ class DetectStep:
         if self._ml is not None:
             raised = [*raised, *self._ml.process(events)]
         if self._watch is not None:
-            checks = [e for e in events if e.get("event.dataset") == WATCH_DATASET]
-            if checks:
-                raised = [*raised, *self._watch.process(checks)]
+            raised = [*raised, *self._watch.process(events)]
         alerts = [_with_asset(alert, events) for alert in raised]
         if alerts:
             self._bus.publish(topics.ALERTS, [(a.tenant, a.to_json()) for a in alerts])

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from config.watch import ServiceWatchSettings, WatchExpect, WatchTarget
 from detections.watch import rules
 from detections.watch.defacement import compare, diff_evidence
-from detections.watch.observe import Observation, Page, judge_availability
+from detections.watch.observe import DATASET, Observation, Page, judge_availability
 from detections.watch.rules import Finding, make_alert
 from pipeline.records import Alert, Event, to_iso
 
@@ -70,7 +70,10 @@ class WatchDetector:
 
     def process(self, events: Iterable[Event]) -> list[Alert]:
         alerts: list[Alert] = []
-        for event in sorted(events, key=lambda e: e.timestamp):
+        # Other datasets are dropped before the sort: the detect step hands over whole batches,
+        # mostly events that are not checks.
+        checks = [e for e in events if e.get("event.dataset") == DATASET]
+        for event in sorted(checks, key=lambda e: e.timestamp):
             obs = Observation.of(event)
             if obs is None:
                 continue
