@@ -1,4 +1,5 @@
-"""An API over real SQLite stores in a temporary directory, with tokens for three tenants."""
+"""An API over real SQLite stores in a temporary directory, with tokens for three tenants; and
+`runtime`, the embedded back end (`build_runtime`, default settings) on a temporary data directory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import token_sha256
+from api.wiring import Runtime, build_runtime
+from config.load import load_settings
 from config.settings import ApiToken, Role, TenantConfig
 from config.tenants import TenantTree
 from pipeline.store.base import EventStore, IncidentStore
@@ -47,3 +50,10 @@ def api(tmp_path: Path) -> Iterator[Api]:
         yield Api(client, events, incidents)
     events.close()
     incidents.close()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    opened = build_runtime(load_settings(None, overrides={"data_dir": tmp_path}))
+    yield opened
+    opened.close()

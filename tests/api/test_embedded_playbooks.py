@@ -4,13 +4,7 @@ incident worker publishes each incident it touched, a playbook worker starts wha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from api.wiring import Runtime, attach_playbooks, build_playbook_runner, build_runtime
-from config.load import load_settings
+from api.wiring import Runtime, attach_playbooks, build_playbook_runner
 from config.tenants import TenantScope
 from pipeline.bus import topics
 from pipeline.records import Alert, DetectionKind, Severity, utc_now
@@ -18,13 +12,6 @@ from pipeline.store.base import IncidentQuery
 from playbooks.runs import RunState
 
 EVERYONE = TenantScope.everything()
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    opened = build_runtime(load_settings(None, overrides={"data_dir": tmp_path}))
-    yield opened
-    opened.close()
 
 
 def alert(n: int, rule: str = "ssh-brute-force", tags: tuple[str, ...] = ("attack.t1110",)) -> Alert:

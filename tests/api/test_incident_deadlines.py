@@ -4,11 +4,8 @@ the incident step adds each to the incident it is about, once, whichever process
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from api.wiring import Runtime, build_runtime
 from config.load import load_settings
@@ -19,13 +16,6 @@ from pipeline.records import Alert, DetectionKind, Severity, utc_now
 from pipeline.store.base import AlertQuery, IncidentQuery
 
 EVERYONE = TenantScope.everything()
-
-
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    opened = build_runtime(load_settings(None, overrides={"data_dir": tmp_path}))
-    yield opened
-    opened.close()
 
 
 def brute_force(now_offset: timedelta = timedelta(0)) -> Alert:

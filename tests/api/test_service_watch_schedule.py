@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from api.wiring import build_runtime
+from api.wiring import Runtime, build_runtime
 from api.wiring.service_watch import start_service_watch
 from config.load import load_settings
 from config.tenants import TenantScope
@@ -53,9 +53,5 @@ def test_up_checks_the_targets_on_their_interval_and_raises_what_they_show(tmp_p
     assert not watching.is_alive()
 
 
-def test_without_targets_nothing_starts(tmp_path: Path) -> None:
-    runtime = build_runtime(load_settings(None, overrides={"data_dir": tmp_path}))
-    try:
-        assert start_service_watch(runtime, threading.Event()) is None
-    finally:
-        runtime.close()
+def test_without_targets_nothing_starts(runtime: Runtime) -> None:
+    assert start_service_watch(runtime, threading.Event()) is None
